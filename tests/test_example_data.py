@@ -103,10 +103,10 @@ def test_distill_scores_match_passages():
 
 
 def test_raw_files_match_their_training_files():
-    for row in read_jsonl(ROOT / "sts" / "raw_pairs.jsonl"):
+    for row in read_jsonl(ROOT / "raw" / "sts_pairs.jsonl"):
         assert set(row) == {"sentence1", "sentence2", "score"} and 0 <= row["score"] <= 5
     for name in ("classification-no_in_batch_neg", "clustering-no_in_batch_neg"):
-        raw = read_jsonl(ROOT / name / "raw.jsonl")
+        raw = read_jsonl(ROOT / "raw" / (name.split("-")[0] + ".jsonl"))
         train = read_jsonl(ROOT / name / "train.jsonl")
         labels = {r["label"] for r in raw}
         assert len(labels) >= 4

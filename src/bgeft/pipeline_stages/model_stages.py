@@ -1,0 +1,107 @@
+"""Stages that use models: ``mine`` (hard negatives with the round's retriever), ``score`` (teacher
+scores from a reranker) and ``train_embedder`` / ``train_reranker`` (``bgeft train`` with the recipe,
+starting from the previous round's weights, always with ``--resume``)."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from ..errors import UserError
+
+
+def _data_cli(argv: list[str]) -> None:
+    from ..data.cli import main as data_main
+
+    code = data_main([str(a) for a in argv])
+    if code:
+        raise UserError(f"bgeft data {argv[0]} exited with code {code}")
+
+
+def run_mine(ctx, stage, resume: bool) -> dict:
+    sec = ctx.spec.data["mine"]
+    split_dir = Path(ctx.path(stage, "split"))
+    out = stage.dir / "train.jsonl"
+    argv = ["mine", split_dir / "train.jsonl", "-o", out, "--model", ctx.path(stage, "retriever"),
+            "--corpus", split_dir / "train_corpus.jsonl", "--range", sec["range"],
+            "--negatives", sec["negatives"], "--margin", sec["margin"], "--batch-size", sec["batch_size"],
+            "--query-max-len", sec["query_max_len"], "--passage-max-len", sec["passage_max_len"]]
+    if sec["bm25"]:
+        argv.append("--bm25")
+    _data_cli(argv)
+    return _row_stats(out)
+
+
+def run_score(ctx, stage, resume: bool) -> dict:
+    sec = ctx.spec.data["score"]
+    out = stage.dir / "train.jsonl"
+    _data_cli(["score", ctx.path(stage, "data"), "-o", out, "--reranker", ctx.path(stage, "reranker"),
+               "--batch-size", sec["batch_size"], "--max-length", sec["max_length"]])
+    return _row_stats(out)
+
+
+def _row_stats(path: Path) -> dict:
+    rows = negs = 0
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                rows += 1
+                negs += len(json.loads(line).get("neg", []))
+    if not rows:
+        raise UserError(f"{path}: no training rows were produced")
+    return {"rows": rows, "negatives_per_row": round(negs / rows, 2)}
+
+
+def _override(key: str, value) -> str:
+    return f"{key}={json.dumps(value, ensure_ascii=False)}"  # JSON is YAML: the recipe layer parses it back
+
+
+def train_overrides(stage, init: str, data: str, out_dir: Path) -> list[str]:
+    """The recipe overrides a training stage passes: the stage's own sections, then what the pipeline
+    wires in (start weights, the round's data, the stage's output directory)."""
+    overrides = [_override(f"{section}.{key}", value)
+                 for section in ("model", "data", "training") for key, value in stage.params[section].items()]
+    overrides += [_override("model.model_name_or_path", init), _override("data.train_data", [data]),
+                  _override("training.output_dir", str(out_dir))]
+    return overrides
+
+
+def check_recipe(recipe: str, stage_params: dict, existing_file: str) -> None:
+    """Static recipe validation with the stage's settings, before anything runs. What the pipeline
+    wires in later (start weights, the mined data, output dir) gets placeholders here."""
+    from .. import recipe as recipes
+
+    overrides = [_override(f"{s}.{k}", v) for s in ("model", "data", "training") for k, v in stage_params[s].items()]
+    overrides += [_override("model.model_name_or_path", "pipeline-start-weights"),
+                  _override("data.train_data", [existing_file]), _override("training.output_dir", "pipeline-stage")]
+    recipes.validate(recipes.apply_overrides(recipes.load(recipe), overrides))
+
+
+def run_train(ctx, stage, resume: bool) -> dict:
+    from ..cli import build_parser
+
+    out_dir = stage.dir / "model"
+    argv = ["train", ctx.path(stage, "recipe"), *train_overrides(stage, ctx.path(stage, "init"),
+                                                               ctx.path(stage, "data"), out_dir), "--resume"]
+    ctx.log("bgeft " + " ".join(str(a) for a in argv[:2]) + " ... --resume")
+    args = build_parser().parse_args([str(a) for a in argv])
+    code = args.func(args)
+    if code:
+        raise UserError(f"stage {stage.name}: training exited with code {code} (log: {out_dir / 'train.log'}); "
+                        "run the pipeline again to resume from the last checkpoint")
+    summary = _train_summary(out_dir)
+    for ckpt in out_dir.glob("checkpoint-*"):  # finished: the checkpoints only served resuming
+        shutil.rmtree(ckpt, ignore_errors=True)
+    return summary
+
+
+def _train_summary(out_dir: Path) -> dict:
+    ckpts = sorted(out_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]))
+    state = out_dir / "trainer_state.json"
+    if not state.is_file():
+        if not ckpts:
+            return {}
+        state = ckpts[-1]
+    data = json.loads(state.read_text(encoding="utf-8"))
+    losses = [h["loss"] for h in data.get("log_history", []) if "loss" in h]
+    return {"global_step": data.get("global_step"), "last_loss": losses[-1] if losses else None}

@@ -1,0 +1,53 @@
+"""Models and recipes a pipeline names: ``demo`` (the embedded model), a local directory, a hub id
+(``BAAI/bge-m3``), and recipes by shipped name (``demo_cpu_m3``) or path."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import UserError
+
+DEMO = "demo"
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def resolve_model(value: str, base_dir: Path) -> str:
+    """``demo`` stays ``demo``; a local directory becomes absolute; ``org/name`` is a hub id."""
+    if value == DEMO:
+        return DEMO
+    local = (base_dir / Path(value).expanduser()).resolve()
+    if local.is_dir():
+        return str(local)
+    if HUB_ID.match(value) and not value.startswith((".", "/")):
+        return value
+    raise UserError(f"{value}: no such model directory (relative paths resolve against the pipeline file; "
+                    f"use 'demo' for the embedded model or a hub id like BAAI/bge-m3)")
+
+
+def resolve_recipe(value: str, base_dir: Path) -> Path:
+    """A shipped recipe name (``bgeft ls``) or a YAML path relative to the pipeline file."""
+    from ..assets import asset_dir
+
+    if value.endswith((".yaml", ".yml")) or "/" in value:
+        path = (base_dir / Path(value).expanduser()).resolve()
+        if path.is_file():
+            return path
+        raise UserError(f"{value}: no such recipe file (relative paths resolve against the pipeline file)")
+    shipped = asset_dir("recipes") / f"{value}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in asset_dir("recipes").glob("*.yaml"))
+    import difflib
+
+    close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise UserError(f"no recipe named {value!r}{hint}; bgeft ls lists the shipped ones, or give a path to a .yaml")
+
+
+def materialise_model(value: str, work_dir: Path) -> str:
+    """The path (or hub id) a stage loads; builds the embedded model under work_dir once."""
+    if value != DEMO:
+        return value
+    from ..demo_model import build_demo_model
+
+    return str(build_demo_model(work_dir / "models" / "demo-minilm"))

@@ -1,0 +1,302 @@
+"""The pipeline file: load YAML keeping line numbers, apply ``section.key=value`` overrides, validate.
+
+Every problem is collected and reported together, each naming ``file:line`` (or the override that
+caused it) and the fix, before any stage runs.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import UserError
+
+STAGES = ("corpus", "queries", "split", "mine", "score", "train_embedder", "train_reranker", "eval", "report")
+TOP_KEYS = ("work_dir", "rounds", "base") + STAGES
+RECIPE_SECTIONS = ("model", "data", "training")
+MODES = ("dense", "sparse", "colbert", "hybrid")
+
+# section -> key -> (expected type(s), default); "path" marks strings resolved against the file
+_STR, _INT, _NUM, _BOOL, _LIST, _MAP = str, int, (int, float), bool, list, dict
+SCHEMA: dict[str, dict[str, tuple]] = {
+    "base": {"retriever": (_STR, None), "reranker": (_STR, None)},
+    "corpus": {"books": (_LIST, None), "file": (_STR, None), "by": (_STR, "paragraph"),
+               "max_tokens": (_INT, 256), "overlap": (_INT, 0)},
+    "queries": {"file": (_STR, None), "generate": (_MAP, None)},
+    "split": {"dev": (_NUM, 0.2), "test": (_NUM, 0.2), "seed": (_INT, 0)},
+    "mine": {"range": (_STR, "2-50"), "negatives": (_INT, 7), "margin": (_NUM, 0.05), "bm25": (_BOOL, False),
+             "batch_size": (_INT, 32), "query_max_len": (_INT, 64), "passage_max_len": (_INT, 512)},
+    "score": {"reranker": (_STR, "previous"), "batch_size": (_INT, 32), "max_length": (_INT, 512)},
+    "train_embedder": {"recipe": (_STR, None), "model": (_MAP, {}), "data": (_MAP, {}), "training": (_MAP, {})},
+    "train_reranker": {"recipe": (_STR, None), "model": (_MAP, {}), "data": (_MAP, {}), "training": (_MAP, {})},
+    "eval": {"modes": (_LIST, list(MODES)), "k": (_LIST, [1, 5, 10]), "retrieve_top": (_INT, 20),
+             "rerank_top": (_INT, 10), "batch_size": (_INT, 32), "max_length": (_INT, 512)},
+    "report": {"select": (_STR, "retriever.hybrid.ndcg@10")},
+}
+REQUIRED = {"base": ("retriever",), "train_embedder": ("recipe",), "train_reranker": ("recipe",)}
+OPTIONAL_STAGES = ("score", "train_reranker")  # leave the section out to skip the stage
+
+
+@dataclass
+class Spec:
+    """A validated pipeline: plain values plus where each key was written."""
+
+    path: Path
+    data: dict[str, Any]
+    where: dict[tuple, str] = field(default_factory=dict)
+
+    def section(self, name: str) -> dict[str, Any] | None:
+        return self.data.get(name)
+
+    @property
+    def work_dir(self) -> Path:
+        return Path(self.data["work_dir"])
+
+    @property
+    def rounds(self) -> int:
+        return int(self.data["rounds"])
+
+
+def _construct(node, loader, path: tuple, where: dict, label: str, errors: list):
+    where[path] = f"{label}:{node.start_mark.line + 1}"
+    if isinstance(node, yaml.MappingNode):
+        out: dict = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node)
+            if not isinstance(key, str):
+                errors.append(f"{label}:{key_node.start_mark.line + 1}: keys must be strings, got {key!r}")
+                continue
+            if key in out:
+                errors.append(f"{label}:{key_node.start_mark.line + 1}: {'.'.join(path + (key,))}: "
+                              "duplicate key (the earlier one would be silently ignored): keep one")
+            out[key] = _construct(value_node, loader, path + (key,), where, label, errors)
+            where[path + (key,)] = f"{label}:{key_node.start_mark.line + 1}"
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(v, loader, path + (i,), where, label, errors) for i, v in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def read_yaml(path: Path) -> tuple[dict, dict[tuple, str]]:
+    """Parse ``path`` into a dict and a map of key path -> ``file:line``."""
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such pipeline file (shipped ones: bgeft pipeline ls)") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{label}:{mark.line + 1}" if mark else label
+        raise UserError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    finally:
+        loader.dispose()
+    if node is None or not isinstance(node, yaml.MappingNode):
+        raise UserError(f"{label}:1: a pipeline file is a mapping of stages (corpus:, queries:, ...)")
+    where: dict[tuple, str] = {}
+    errors: list[str] = []
+    data = _construct(node, yaml.SafeLoader(""), (), where, label, errors)
+    if errors:
+        raise UserError("\n".join(errors))
+    return data, where
+
+
+def apply_overrides(data: dict, where: dict, overrides: list[str]) -> None:
+    """``a.b=value`` sets (value parsed as YAML), ``~a.b`` deletes; records where each came from."""
+    for item in overrides:
+        delete = item.startswith("~")
+        key, sep, raw = (item[1:], "", "") if delete else item.partition("=")
+        parts = tuple(p for p in key.split(".") if p)
+        if not parts or (not delete and not sep) or (delete and "=" in key):
+            raise UserError(f"override {item!r}: expected section.key=value (or ~section.key to delete)")
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None and not delete:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                dotted = ".".join(parts[: i + 1])
+                raise UserError(f"override {item!r}: {dotted} is not a section, so it has no keys")
+            node = nxt
+        if delete:
+            if parts[-1] not in node:
+                raise UserError(f"override {item!r}: {key} is not set, so there is nothing to delete")
+            del node[parts[-1]]
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError:
+            value = raw
+        node[parts[-1]] = value
+        for i in range(1, len(parts) + 1):
+            where.setdefault(parts[:i], f"override {item!r}")
+        where[parts] = f"override {item!r}"
+
+
+def _suggest(word: str, choices) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _type_name(t) -> str:
+    names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
+    return "a number" if isinstance(t, tuple) else names[t]
+
+
+def _type_ok(value, t) -> bool:
+    if isinstance(value, bool) and t is not bool:
+        return False
+    return isinstance(value, t)
+
+
+def validate(path: Path, data: dict, where: dict) -> Spec:
+    """Check keys, types and required values; fill defaults; resolve paths against the file."""
+    errors: list[str] = []
+    at = lambda *keys: where.get(tuple(keys), str(path))  # noqa: E731
+    for key in data:
+        if key not in TOP_KEYS:
+            errors.append(f"{at(key)}: unknown stage {key!r}{_suggest(key, TOP_KEYS)}; "
+                          f"stages are: {', '.join(STAGES)} (plus work_dir, rounds, base)")
+    out: dict[str, Any] = {}
+    work_dir = data.get("work_dir")
+    if not isinstance(work_dir, str) or not work_dir.strip():
+        errors.append(f"{at('work_dir')}: work_dir: required, a directory for the stages' outputs "
+                      "(relative paths resolve against the pipeline file)")
+    else:
+        out["work_dir"] = str((path.parent / work_dir).resolve())
+    rounds = data.get("rounds", 1)
+    if not _type_ok(rounds, int) or rounds < 1:
+        errors.append(f"{at('rounds')}: rounds: must be an integer >= 1 (training rounds; round 2+ re-mines "
+                      f"with the previous round's retriever), got {rounds!r}")
+    out["rounds"] = rounds
+    for section, keys in SCHEMA.items():
+        if section not in data:
+            if section in OPTIONAL_STAGES:
+                continue
+            data_section: dict = {}
+        else:
+            data_section = data[section]
+            if data_section is None:
+                data_section = {}
+            if not isinstance(data_section, dict):
+                errors.append(f"{at(section)}: {section}: must be a mapping of settings, got {data_section!r}")
+                continue
+        values: dict[str, Any] = {}
+        for key, value in data_section.items():
+            if key not in keys:
+                errors.append(f"{at(section, key)}: {section}.{key}: unknown key{_suggest(key, keys)}; "
+                              f"{section} takes: {', '.join(keys)}")
+                continue
+            t = keys[key][0]
+            if value is not None and not _type_ok(value, t):
+                errors.append(f"{at(section, key)}: {section}.{key}: must be {_type_name(t)}, got {value!r}")
+                continue
+            values[key] = value
+        for key, (_, default) in keys.items():
+            if values.get(key) is None:
+                values[key] = default
+        for key in REQUIRED.get(section, ()):
+            if values.get(key) in (None, ""):
+                errors.append(f"{at(section)}: {section}.{key}: required")
+        out[section] = values
+    errors += _check_values(path, out, at)
+    if errors:
+        raise UserError(f"{path}: {len(errors)} problem(s):\n  " + "\n  ".join(errors))
+    return Spec(path=path, data=out, where=where)
+
+
+def _resolve(base: Path, value: str) -> str:
+    return str((base / Path(value).expanduser()).resolve())
+
+
+def _check_values(path: Path, out: dict, at) -> list[str]:
+    from .resources import resolve_model, resolve_recipe
+
+    errors: list[str] = []
+    base_dir = path.parent
+    corpus, queries = out["corpus"], out["queries"]
+    if bool(corpus["books"]) == bool(corpus["file"]):
+        errors.append(f"{at('corpus')}: corpus: give exactly one of books: [BOOK.txt, ...] (split into passages) "
+                      "or file: corpus.jsonl (a BEIR corpus)")
+    for key in ("books", "file"):
+        items = corpus[key] if key == "books" else ([corpus[key]] if corpus[key] else [])
+        resolved = []
+        for i, item in enumerate(items or []):
+            p = Path(_resolve(base_dir, str(item)))
+            if not p.is_file():
+                loc = at("corpus", key, i) if key == "books" else at("corpus", key)
+                errors.append(f"{loc}: corpus.{key}: {item}: no such file (relative paths resolve against {path})")
+            resolved.append(str(p))
+        corpus[key] = resolved if key == "books" else (resolved[0] if resolved else None)
+    if corpus["by"] not in ("sentence", "paragraph", "window"):
+        errors.append(f"{at('corpus', 'by')}: corpus.by: one of sentence, paragraph, window; got {corpus['by']!r}")
+    if bool(queries["file"]) == bool(queries["generate"]):
+        errors.append(f"{at('queries')}: queries: give exactly one of file: questions.jsonl or generate: "
+                      "{base_url: ..., model: ...} (an OpenAI-compatible endpoint)")
+    if queries["file"]:
+        queries["file"] = _resolve(base_dir, queries["file"])
+        if not Path(queries["file"]).is_file():
+            errors.append(f"{at('queries', 'file')}: queries.file: {queries['file']}: no such file")
+    split = out["split"]
+    if not (0 < split["dev"] < 1 and 0 <= split["test"] < 1 and split["dev"] + split["test"] < 1):
+        errors.append(f"{at('split')}: split: dev in (0, 1), test in [0, 1) and dev + test < 1 "
+                      f"(the rest trains); got dev={split['dev']}, test={split['test']}")
+    lo, _, hi = out["mine"]["range"].partition("-")
+    if not (lo.isdigit() and hi.isdigit() and int(lo) < int(hi)):
+        errors.append(f"{at('mine', 'range')}: mine.range: FROM-TO ranks like 2-50, got {out['mine']['range']!r}")
+    for role in ("retriever", "reranker"):
+        value = out["base"].get(role)
+        if value:
+            try:
+                out["base"][role] = resolve_model(value, base_dir)
+            except UserError as exc:
+                errors.append(f"{at('base', role)}: base.{role}: {exc}")
+    if "train_reranker" in out and not out["base"].get("reranker"):
+        errors.append(f"{at('base')}: base.reranker: required when train_reranker is given "
+                      "(the model the first round's reranker starts from)")
+    if "score" in out and out["score"]["reranker"] != "previous":
+        try:
+            out["score"]["reranker"] = resolve_model(out["score"]["reranker"], base_dir)
+        except UserError as exc:
+            errors.append(f"{at('score', 'reranker')}: score.reranker: {exc} (or 'previous')")
+    if "score" in out and out["score"]["reranker"] == "previous" and "train_reranker" not in out \
+            and not out["base"].get("reranker"):
+        errors.append(f"{at('score')}: score.reranker: 'previous' needs base.reranker or a train_reranker stage")
+    for stage in ("train_embedder", "train_reranker"):
+        if stage in out and out[stage]["recipe"]:
+            try:
+                out[stage]["recipe"] = str(resolve_recipe(out[stage]["recipe"], base_dir))
+            except UserError as exc:
+                errors.append(f"{at(stage, 'recipe')}: {stage}.recipe: {exc}")
+                continue
+            errors += _check_recipe(stage, out[stage], at, str(path))
+    bad = [m for m in out["eval"]["modes"] if m not in MODES]
+    if bad or not out["eval"]["modes"]:
+        errors.append(f"{at('eval', 'modes')}: eval.modes: choose from {', '.join(MODES)}; got {bad or '[]'}")
+    return errors
+
+
+def _check_recipe(stage: str, section: dict, at, existing_file: str) -> list[str]:
+    """The recipe with this stage's model/data/training settings, checked by the recipe layer."""
+    from .model_stages import check_recipe
+
+    try:
+        check_recipe(section["recipe"], section, existing_file)
+    except UserError as exc:
+        return [f"{at(stage)}: {stage}: recipe {section['recipe']} with this stage's settings: "
+                + str(exc).replace("\n", "\n    ")]
+    return []
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+    path = Path(path).expanduser().resolve()
+    data, where = read_yaml(path)
+    apply_overrides(data, where, list(overrides or []))
+    return validate(path, data, where)

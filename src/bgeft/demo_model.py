@@ -56,3 +56,27 @@ def build_demo_model(dest: str | Path, force: bool = False) -> Path:
         shutil.rmtree(dest)
     tmp.rename(dest)
     return dest
+
+
+def cmd_demo_model(args) -> int:
+    path = build_demo_model(args.dest, force=args.force)
+    print(f"M3-ready all-MiniLM-L6-v2 in {path}\n"
+          f"use it with: bgeft train RECIPE model.model_name_or_path={path}")
+    return 0
+
+
+DEMO_MODEL_ID = "bgeft:demo-model"
+
+
+def default_demo_dir() -> Path:
+    import os
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bgeft" / "minilm-m3"
+
+
+def materialize(recipe_data: dict) -> dict:
+    """Replace ``model.model_name_or_path: bgeft:demo-model`` by the built local copy (built once)."""
+    model = recipe_data.get("model") or {}
+    if model.get("model_name_or_path") == DEMO_MODEL_ID:
+        model["model_name_or_path"] = str(build_demo_model(default_demo_dir()))
+    return recipe_data

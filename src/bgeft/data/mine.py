@@ -1,0 +1,265 @@
+"""``bgeft data mine``: hard negatives with a BGE model, faiss and positive-aware filtering.
+
+Python API (used by the pipeline)::
+
+    mine_negatives(in_path, out_path, *, model=None, encoder=None, corpus=None, range_=(10, 100),
+                   negatives=15, margin=0.05, bm25=0, index="flat", faiss_gpu="auto",
+                   model_class="auto", pooling="auto", devices=None, use_fp16=True, batch_size=256,
+                   query_max_length=64, passage_max_length=512, query_instruction=None, fill=True,
+                   seed=42, encoding=None) -> MineSummary
+
+``model`` is a local model directory (``encoder``: an already loaded ``search.DenseEncoder`` instead).
+The candidate pool is ``corpus`` (a BEIR ``corpus.jsonl`` or ``{"text"}`` lines) or else every
+``pos``/``neg`` passage of the input file. Each query (``prompt + query`` when the row has a prompt and
+no ``query_instruction`` is given) is searched densely; ranks ``range_[0]``..``range_[1]`` are the
+candidates (``bm25 > 0``: that many of the ``negatives`` come from the same ranks of a BM25 search).
+A candidate is dropped when its text equals a positive or the query, or when its dense score is above
+``p - margin * |p|`` where ``p`` is the lowest score among the row's positives (NV-Retriever's
+TopK-PercPos; ``p * (1 - margin)`` for positive scores; ``margin=None`` turns it off). ``negatives``
+survivors are sampled; short rows are topped up with random pool passages that pass the same filters
+(``fill``). ``neg`` is replaced; stale ``pos_scores``/``neg_scores`` are removed (score again with
+``bgeft data score``); other keys (``prompt``, ``type``) are kept.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import UserError
+from .records import read_corpus, read_rows, write_jsonl
+from .search import INDEX_KINDS, MODEL_CLASSES, POOLINGS, BM25Index, DenseEncoder, build_index, search
+
+
+@dataclass
+class MineSummary:
+    out: str
+    rows: int = 0
+    pool: int = 0
+    candidates: int = 0
+    removed_positive: int = 0
+    removed_query: int = 0
+    removed_margin: int = 0
+    negatives: int = 0
+    from_bm25: int = 0
+    from_random: int = 0
+    short_rows: int = 0
+    empty_rows: int = 0
+    stale_scores: int = 0
+    seconds_encode: float = 0.0
+    seconds_search: float = 0.0
+    seconds_select: float = 0.0
+
+    def lines(self) -> list[str]:
+        out = [
+            f"mined {self.negatives} negatives for {self.rows} rows from a pool of {self.pool} passages -> {self.out}",
+            f"candidates in range: {self.candidates}; removed: {self.removed_positive} equal to a positive, "
+            f"{self.removed_query} equal to the query, {self.removed_margin} by the margin filter (likely false negatives)",
+            f"sources: {self.negatives - self.from_bm25 - self.from_random} dense, {self.from_bm25} bm25, "
+            f"{self.from_random} random top-up",
+            f"time: encode {self.seconds_encode:.1f}s, search {self.seconds_search:.1f}s, select {self.seconds_select:.1f}s",
+        ]
+        if self.stale_scores:
+            out.append(f"removed stale pos_scores/neg_scores from {self.stale_scores} rows; "
+                       "add teacher scores with `bgeft data score`")
+        if self.short_rows:
+            out.append(f"warning: {self.short_rows} rows got fewer negatives than asked (a small pool or a strict margin)")
+        if self.empty_rows:
+            out.append(f"warning: {self.empty_rows} rows have no negatives; FlagEmbedding cannot train on them "
+                       "(give a bigger --corpus or lower --range)")
+        return out
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    try:
+        lo, hi = (int(x) for x in text.split("-"))
+    except ValueError:
+        raise UserError(f"--range {text}: expected START-END ranks, e.g. 10-100") from None
+    return lo, hi
+
+
+def _check(range_, negatives: int, margin, bm25: int) -> None:
+    lo, hi = range_
+    if not 0 <= lo < hi:
+        raise UserError(f"--range {lo}-{hi}: need 0 <= START < END, e.g. 10-100")
+    if negatives < 1:
+        raise UserError(f"--negatives {negatives}: must be at least 1")
+    if margin is not None and not 0 <= margin < 1:
+        raise UserError(f"--margin {margin}: must be in [0, 1), e.g. 0.05 (or --no-margin-filter)")
+    if not 0 <= bm25 <= negatives:
+        raise UserError(f"--bm25 {bm25}: must be between 0 and --negatives {negatives}")
+
+
+def _unique(texts) -> list[str]:
+    return list(dict.fromkeys(texts))
+
+
+class _Row:
+    """Filters for one training row: positives, query text and the margin threshold."""
+
+    def __init__(self, row: dict, qvec: np.ndarray, pos_scores: list[float], margin, pvecs: np.ndarray):
+        self.pos = set(row["pos"])
+        self.query = row["query"].strip()
+        self.qvec, self.pvecs = qvec, pvecs
+        low = min(pos_scores)
+        self.threshold = None if margin is None else low - margin * abs(low)
+
+    def verdict(self, idx: int, text: str, score: float | None, summary: MineSummary) -> bool:
+        if text in self.pos:
+            summary.removed_positive += 1
+            return False
+        if text.strip() == self.query:
+            summary.removed_query += 1
+            return False
+        if self.threshold is not None:
+            if score is None:
+                score = float(self.pvecs[idx] @ self.qvec)
+            if score > self.threshold:
+                summary.removed_margin += 1
+                return False
+        return True
+
+
+def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | None = None, corpus=None,
+                   range_: tuple[int, int] = (10, 100), negatives: int = 15, margin: float | None = 0.05,
+                   bm25: int = 0, index: str = "flat", faiss_gpu: str = "auto", model_class: str = "auto",
+                   pooling: str = "auto", devices=None, use_fp16: bool = True, batch_size: int = 256,
+                   query_max_length: int = 64, passage_max_length: int = 512, query_instruction: str | None = None,
+                   fill: bool = True, seed: int = 42, encoding: str | None = None) -> MineSummary:
+    """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically."""
+    _check(range_, negatives, margin, bm25)
+    if index not in INDEX_KINDS:
+        raise UserError(f"--index {index}: choose one of {', '.join(INDEX_KINDS)}")
+    rows = [row for _, row in read_rows(in_path, encoding)]
+    if corpus is not None:
+        pool = _unique(text for _, text in read_corpus(corpus, encoding))
+    else:
+        pool = _unique(t for row in rows for t in row["pos"] + row.get("neg", []))
+    lo, hi = range_
+    if lo >= len(pool):
+        raise UserError(f"--range {lo}-{hi}: the pool has only {len(pool)} passages; "
+                        f"lower START (e.g. --range 0-{len(pool)}) or give a bigger --corpus")
+    summary = MineSummary(out=str(out_path), rows=len(rows), pool=len(pool))
+    if encoder is None:
+        if model is None:
+            raise UserError("mining needs --model PATH (the embedder whose negatives you want)")
+        encoder = DenseEncoder(model, model_class=model_class, pooling=pooling, devices=devices, use_fp16=use_fp16,
+                               batch_size=batch_size, query_max_length=query_max_length,
+                               passage_max_length=passage_max_length, query_instruction=query_instruction)
+
+    t0 = time.perf_counter()
+    pool_index = {text: i for i, text in enumerate(pool)}
+    pvecs = encoder.encode(pool, "passage", desc="encode pool")
+    extra = _unique(t for row in rows for t in row["pos"] if t not in pool_index)  # positives outside --corpus
+    evecs = encoder.encode(extra, "passage", desc="encode positives") if extra else pvecs[:0]
+    extra_index = {text: i for i, text in enumerate(extra)}
+    use_prompt = query_instruction is None
+    qtexts = [(row.get("prompt") or "") + row["query"] if use_prompt else row["query"] for row in rows]
+    qvecs = encoder.encode(qtexts, "query", desc="encode queries")
+    summary.seconds_encode = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    faiss_index = build_index(pvecs, index, faiss_gpu)
+    dense_scores, dense_ids = search(faiss_index, qvecs, hi, desc="dense search")
+    bm25_ids = BM25Index(pool).search(qtexts, hi) if bm25 else None
+    summary.seconds_search = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    rng = random.Random(seed)
+    out_rows = []
+    for r, row in enumerate(tqdm(rows, desc="select negatives", unit="row", disable=len(rows) < 1000)):
+        pos_scores = [float((pvecs[pool_index[t]] if t in pool_index else evecs[extra_index[t]]) @ qvecs[r])
+                      for t in row["pos"]]
+        flt = _Row(row, qvecs[r], pos_scores, margin, pvecs)
+        dense = _keep(flt, pool, [(int(i), float(s)) for s, i in zip(dense_scores[r][lo:hi], dense_ids[r][lo:hi])
+                                  if i >= 0], summary)
+        sparse = _keep(flt, pool, [(i, None) for i in bm25_ids[r][lo:hi]], summary) if bm25_ids is not None else []
+        chosen = rng.sample(sparse, min(bm25, len(sparse)))
+        summary.from_bm25 += len(chosen)
+        rest = [i for i in dense if i not in chosen]
+        chosen += rng.sample(rest, min(negatives - len(chosen), len(rest)))
+        if len(chosen) < negatives:  # dense ran short: take the other BM25 candidates
+            more = [i for i in sparse if i not in chosen]
+            taken = rng.sample(more, min(negatives - len(chosen), len(more)))
+            chosen += taken
+            summary.from_bm25 += len(taken)
+        if fill and len(chosen) < negatives:
+            taken = _random_top_up(rng, pool, flt, set(chosen) | set(dense_ids[r].tolist()), negatives - len(chosen))
+            chosen += taken
+            summary.from_random += len(taken)
+        summary.negatives += len(chosen)
+        summary.short_rows += len(chosen) < negatives
+        summary.empty_rows += not chosen
+        new = {k: v for k, v in row.items() if k not in ("pos_scores", "neg_scores")}
+        summary.stale_scores += len(new) != len(row)
+        new["neg"] = [pool[i] for i in chosen]
+        out_rows.append(new)
+    summary.seconds_select = time.perf_counter() - t0
+    write_jsonl(out_path, out_rows)
+    return summary
+
+
+def _keep(flt: _Row, pool: list[str], candidates: list[tuple[int, float | None]], summary: MineSummary) -> list[int]:
+    summary.candidates += len(candidates)
+    return [i for i, score in candidates if flt.verdict(i, pool[i], score, summary)]
+
+
+def _random_top_up(rng: random.Random, pool: list[str], flt: _Row, seen: set[int], want: int) -> list[int]:
+    """Random pool passages outside the searched ranks that pass the row's filters (easy negatives)."""
+    scratch = MineSummary(out="")
+    picked: list[int] = []
+    if len(pool) <= 50 * want:  # small pool: look at every passage once, in random order
+        tries = rng.sample(range(len(pool)), len(pool))
+    else:  # big pool: a bounded number of random draws
+        tries = [rng.randrange(len(pool)) for _ in range(50 * want)]
+    for i in tries:
+        if len(picked) == want:
+            break
+        if i not in seen and i not in picked and flt.verdict(i, pool[i], None, scratch):
+            picked.append(i)
+    return picked
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="IN.jsonl", help="training rows (query, pos, optional neg)")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl")
+    parser.add_argument("--model", required=True, metavar="PATH", help="embedder directory (BGE-M3, BGE, or the demo model)")
+    parser.add_argument("--corpus", default=None, metavar="CORPUS.jsonl",
+                        help="candidate pool (BEIR corpus or {\"text\"} lines); default: the file's own passages")
+    parser.add_argument("--range", default="10-100", metavar="START-END", help="search ranks to draw negatives from (default 10-100)")
+    parser.add_argument("--negatives", type=int, default=15, help="negatives per row (default 15)")
+    parser.add_argument("--margin", type=float, default=0.05,
+                        help="drop candidates scoring above lowest_pos_score*(1-margin) (default 0.05)")
+    parser.add_argument("--no-margin-filter", action="store_true", help="keep candidates however close to the positives")
+    parser.add_argument("--bm25", type=int, default=0, metavar="N", help="take N of the negatives from BM25 (bm25s + jieba)")
+    parser.add_argument("--index", choices=INDEX_KINDS, default="flat", help="faiss index: exact flat (default), ivf, hnsw")
+    parser.add_argument("--faiss-gpu", choices=("auto", "yes", "no"), default="auto", help="search on GPUs (default: when available)")
+    parser.add_argument("--model-class", choices=MODEL_CLASSES, default="auto",
+                        help="m3: BGEM3FlagModel, base: FlagModel (default: m3 when colbert/sparse heads exist)")
+    parser.add_argument("--pooling", choices=POOLINGS, default="auto", help="FlagModel pooling (default: from 1_Pooling, else cls)")
+    parser.add_argument("--query-instruction", default=None, help="instruction prefixed to every query")
+    parser.add_argument("--devices", nargs="+", default=None, help="e.g. cuda:0 cuda:1 (default: FlagEmbedding picks)")
+    parser.add_argument("--fp32", action="store_true", help="encode in fp32 instead of fp16")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--query-max-length", type=int, default=64)
+    parser.add_argument("--passage-max-length", type=int, default=512)
+    parser.add_argument("--no-fill", action="store_true", help="do not top up short rows with random pool passages")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--encoding", default=None, help="force the input encoding (default: detect)")
+
+
+def run(args) -> int:
+    summary = mine_negatives(
+        args.input, args.output, model=args.model, corpus=args.corpus, range_=parse_range(args.range),
+        negatives=args.negatives, margin=None if args.no_margin_filter else args.margin, bm25=args.bm25,
+        index=args.index, faiss_gpu=args.faiss_gpu, model_class=args.model_class, pooling=args.pooling,
+        devices=args.devices, use_fp16=not args.fp32, batch_size=args.batch_size,
+        query_max_length=args.query_max_length, passage_max_length=args.passage_max_length,
+        query_instruction=args.query_instruction, fill=not args.no_fill, seed=args.seed, encoding=args.encoding)
+    for line in summary.lines():
+        print(line)
+    return 0

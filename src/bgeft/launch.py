@@ -1,0 +1,219 @@
+"""From a validated recipe to a launch plan: device detection, node layout, the argv to run.
+
+The plan is a plain value (argv list, env additions, output dir) that ``--dry-run`` prints and
+``runs.execute`` runs. One process: ``python -m bgeft.worker TASK …`` (the FlagEmbedding runner of
+the task, plus a pre-emption callback); more: ``torchrun … -m bgeft.worker TASK …``.
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import UserError
+from .recipe import Recipe, to_argv
+
+DEFAULT_MASTER_PORT = 29500
+
+
+@dataclass(frozen=True)
+class Device:
+    kind: str                 # "cuda" | "npu" | "cpu"
+    count: int                # visible accelerators (1 for cpu)
+    bf16: bool = False
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    nnodes: int = 1
+    node_rank: int = 0
+    nproc_per_node: int | None = None
+    master_addr: str | None = None
+    master_port: int = DEFAULT_MASTER_PORT
+    source: str = "defaults"
+
+
+@dataclass
+class Plan:
+    argv: list[str]
+    env: dict[str, str]
+    output_dir: Path
+    nproc_per_node: int
+    layout: NodeLayout
+    device: Device
+    task: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc_per_node * self.layout.nnodes
+
+    def render(self) -> str:
+        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
+        lines = [f"task:        {self.task}",
+                 f"device:      {self.device.kind} x{self.device.count}" + (f" ({self.device.name})" if self.device.name else ""),
+                 f"processes:   {self.nproc_per_node} per node x {self.layout.nnodes} node(s) "
+                 f"(node rank {self.layout.node_rank}; layout from {self.layout.source})",
+                 f"output_dir:  {self.output_dir}"]
+        lines += [f"note:        {n}" for n in self.notes]
+        lines.append("command:")
+        lines.append("  " + (env + " " if env else "") + shlex.join(self.argv))
+        return "\n".join(lines)
+
+
+def detect_device() -> Device:
+    """Ascend when torch_npu imports, else CUDA when available, else CPU."""
+    import torch
+    try:
+        import torch_npu  # noqa: F401
+        if torch.npu.is_available():
+            bf16 = bool(getattr(torch.npu, "is_bf16_supported", lambda: False)())
+            return Device("npu", torch.npu.device_count(), bf16, torch.npu.get_device_name(0))
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        return Device("cuda", torch.cuda.device_count(), torch.cuda.is_bf16_supported(),
+                      torch.cuda.get_device_name(0))
+    return Device("cpu", 1, True, "cpu")
+
+
+def _int_env(env, name: str) -> int | None:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return None
+    value = raw.split(":")[-1]  # PET_NNODES may be "min:max"
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(f"environment variable {name}={raw!r} is not an integer; fix the job spec") from None
+
+
+def node_layout(env=None) -> NodeLayout:
+    """Node layout from NNODES/NODE_RANK/NPROC_PER_NODE/MASTER_ADDR/MASTER_PORT, else Kubeflow's
+    PET_* variables, else an Indexed Job's JOB_COMPLETION_INDEX, else Volcano's VC_* variables."""
+    env = os.environ if env is None else env
+    sources = []
+    nnodes = _int_env(env, "NNODES")
+    rank = _int_env(env, "NODE_RANK")
+    nproc = _int_env(env, "NPROC_PER_NODE")
+    addr = env.get("MASTER_ADDR") or None
+    port = _int_env(env, "MASTER_PORT")
+    if any(v is not None for v in (nnodes, rank, nproc, addr, port)):
+        sources.append("NNODES/NODE_RANK/MASTER_*")
+    if any(k.startswith("PET_") for k in env):
+        nnodes = nnodes if nnodes is not None else _int_env(env, "PET_NNODES")
+        rank = rank if rank is not None else _int_env(env, "PET_NODE_RANK")
+        nproc = nproc if nproc is not None else _int_env(env, "PET_NPROC_PER_NODE")
+        addr = addr or env.get("PET_MASTER_ADDR") or None
+        port = port if port is not None else _int_env(env, "PET_MASTER_PORT")
+        sources.append("Kubeflow PET_*")
+    if rank is None and env.get("JOB_COMPLETION_INDEX") not in (None, ""):
+        rank = _int_env(env, "JOB_COMPLETION_INDEX")
+        sources.append("Indexed Job JOB_COMPLETION_INDEX")
+    if rank is None and env.get("VC_TASK_INDEX") not in (None, ""):
+        rank = _int_env(env, "VC_TASK_INDEX")
+        hosts = [h for k, v in sorted(env.items()) if k.startswith("VC_") and k.endswith("_HOSTS")
+                 for h in v.split(",") if h]
+        nnodes = nnodes if nnodes is not None else (len(hosts) or None)
+        addr = addr or (hosts[0] if hosts else None)
+        sources.append("Volcano VC_*")
+    nnodes = nnodes or 1
+    rank = rank or 0
+    if rank >= nnodes:
+        raise UserError(f"node rank {rank} is not below the node count {nnodes} "
+                        f"(layout from {', '.join(sources)}); fix NNODES / NODE_RANK in the job spec")
+    if nnodes > 1 and not addr:
+        raise UserError(f"{nnodes} nodes but no MASTER_ADDR; set MASTER_ADDR to node 0's address "
+                        "(the headless Service DNS name of pod 0 in Kubernetes)")
+    return NodeLayout(nnodes, rank, nproc, addr, port or DEFAULT_MASTER_PORT, ", ".join(sources) or "defaults")
+
+
+def _precision(recipe: Recipe, device: Device) -> tuple[dict, list[str]]:
+    """Training flags for the device's precision, and problems with what the recipe asked."""
+    launch, training = recipe.section("launch"), recipe.section("training")
+    asked = launch.get("precision", "auto")
+    if training.get("bf16"):
+        asked = "bf16"
+    elif training.get("fp16"):
+        asked = "fp16"
+    problems = []
+    if asked == "auto":
+        asked = "fp32" if device.kind == "cpu" else ("bf16" if device.bf16 else "fp16")
+    if asked == "bf16" and device.kind != "cpu" and not device.bf16:
+        problems.append(f"bf16 was asked for but this {device.kind} device ({device.name or 'unknown'}) does not "
+                        "support it; set launch.precision: fp16 (or auto)")
+    if asked == "fp16" and device.kind == "cpu":
+        problems.append("fp16 needs a CUDA GPU or an Ascend NPU, and this machine has neither; set "
+                        "launch.precision: fp32 (or auto) to train on the CPU")
+    return {"bf16": asked == "bf16", "fp16": asked == "fp16"}, problems
+
+
+def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = None,
+              resume_from: Path | None = None) -> Plan:
+    """Turn a validated recipe into the exact command; raise UserError on device problems."""
+    env = os.environ if env is None else env
+    launch = recipe.section("launch")
+    layout = node_layout(env)
+    problems: list[str] = []
+    wanted = launch.get("device", "auto")
+    if wanted not in ("auto", device.kind):
+        problems.append(f"launch.device is {wanted!r} but this machine has {device.kind} "
+                        f"({device.name or 'no accelerator'}); set launch.device: auto or run on a {wanted} machine")
+    nproc = layout.nproc_per_node or launch.get("nproc_per_node", "auto")
+    if nproc == "auto":
+        nproc = device.count if device.kind != "cpu" else 1
+    if device.kind != "cpu" and nproc > device.count:
+        problems.append(f"launch.nproc_per_node is {nproc} but only {device.count} {device.kind} device(s) are "
+                        "visible; lower it or set it to auto")
+    nnodes = layout.nnodes if layout.source != "defaults" else launch.get("nnodes", 1)
+    if nnodes != layout.nnodes:
+        layout = NodeLayout(nnodes, layout.node_rank, layout.nproc_per_node, layout.master_addr,
+                            layout.master_port, "recipe launch.nnodes")
+        if nnodes > 1 and not layout.master_addr:
+            problems.append(f"launch.nnodes is {nnodes} but MASTER_ADDR is not set; set MASTER_ADDR, NODE_RANK "
+                            "on every node (or use the Kubernetes manifests in k8s/)")
+    training = dict(recipe.section("training"))
+    flags, prec_problems = _precision(recipe, device)
+    problems += prec_problems
+    world = nproc * layout.nnodes
+    if training.get("negatives_cross_device") and world == 1:
+        problems.append("training.negatives_cross_device needs more than one process, and this launch has one; "
+                        "set it to false or run on several GPUs/NPUs/nodes")
+    if problems:
+        raise UserError(f"{len(problems)} problem(s) launching {recipe.path} on this machine:\n  "
+                        + "\n  ".join(problems))
+    training.update(flags)
+    notes = []
+    extra_env: dict[str, str] = {}
+    if device.kind == "cpu":
+        training["use_cpu"] = True
+        if world > 1:
+            training["ddp_backend"] = "gloo"
+        notes.append("no GPU/NPU: training on the CPU in fp32 (slow; fine for the demo recipes)")
+    elif device.kind == "npu":
+        if world > 1:
+            training["ddp_backend"] = "hccl"
+        extra_env["HCCL_CONNECT_TIMEOUT"] = env.get("HCCL_CONNECT_TIMEOUT", "1200")
+    if launch.get("deepspeed"):
+        training["deepspeed"] = launch["deepspeed"]
+    if resume_from is not None:
+        training["resume_from_checkpoint"] = str(resume_from)
+        notes.append(f"resuming from {resume_from}")
+    extra_env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = to_argv(recipe.section("model")) + to_argv(recipe.section("data")) + to_argv(training)
+    python = python or sys.executable
+    task = recipe.data["task"]
+    if world == 1:
+        argv = [python, "-m", "bgeft.worker", task, *args]
+    else:
+        argv = [python, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
+        if layout.nnodes > 1:
+            argv += ["--nnodes", str(layout.nnodes), "--node_rank", str(layout.node_rank),
+                     "--master_addr", str(layout.master_addr), "--master_port", str(layout.master_port)]
+        else:
+            argv += ["--standalone"]
+        argv += ["-m", "bgeft.worker", task, *args]
+    return Plan(argv, extra_env, Path(training["output_dir"]), nproc, layout, device, task, notes)

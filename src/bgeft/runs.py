@@ -1,0 +1,161 @@
+"""Run directories: output-dir safety, resume, the run manifest, execution and what follows it.
+
+Before training: refuse a non-empty ``output_dir`` unless ``--resume`` / ``--overwrite``; write
+``bgeft_run.yaml`` (resolved recipe), ``command.txt`` and ``environment.json`` (versions, git sha,
+device, sha256 of every train file), secrets redacted. Then run the plan's argv (never a shell),
+stream its output to the terminal and ``train.log``, and forward SIGTERM/SIGINT to it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+from .launch import Plan
+
+MANIFEST_FILES = ("bgeft_run.yaml", "command.txt", "environment.json", "train.log")
+SECRET_KEY = re.compile(r"(token|secret|password|api[_-]?key|credential)", re.I)
+PACKAGES = ("bgeft", "FlagEmbedding", "transformers", "torch", "torch_npu", "deepspeed", "accelerate",
+            "peft", "sentence-transformers", "faiss-cpu", "faiss-gpu-cu12", "datasets", "tokenizers")
+
+
+def checkpoints(output_dir: Path) -> list[Path]:
+    found = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
+    """Return the checkpoint to resume from (None = start fresh)."""
+    if resume and overwrite:
+        raise UserError("--resume and --overwrite contradict each other: --resume continues the run in "
+                        "output_dir, --overwrite deletes it; pass one")
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"training.output_dir {output_dir} is a file; choose a directory path")
+    content = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
+    if not content:
+        return None
+    if overwrite:
+        shutil.rmtree(output_dir)
+        return None
+    if resume:
+        found = checkpoints(output_dir)
+        return found[-1] if found else None
+    shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
+    raise UserError(f"training.output_dir {output_dir} is not empty ({len(content)} entries: {shown}); "
+                    "pass --resume to continue from its newest checkpoint, --overwrite to delete it first, "
+                    "or set training.output_dir=NEW_DIR")
+
+
+def redact(value, key: str = ""):
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, key) for v in value]
+    if SECRET_KEY.search(key) and value not in (None, ""):
+        return "***"
+    return value
+
+
+def redact_argv(argv: list[str]) -> list[str]:
+    out, hide = [], False
+    for arg in argv:
+        out.append("***" if hide else arg)
+        hide = arg.startswith("--") and bool(SECRET_KEY.search(arg))
+    return out
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def data_files(paths) -> list[Path]:
+    files: list[Path] = []
+    for p in map(Path, paths or []):
+        files += sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
+    return files
+
+
+def _git_sha(where: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment(plan: Plan, recipe_data: dict, recipe_path: Path) -> dict:
+    versions = {}
+    for dist in PACKAGES:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    train_data = (recipe_data.get("data") or {}).get("train_data") or []
+    return {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "git_sha": _git_sha(recipe_path.parent) or _git_sha(Path.cwd()),
+        "device": {"kind": plan.device.kind, "count": plan.device.count, "name": plan.device.name,
+                   "bf16": plan.device.bf16},
+        "launch": {"nproc_per_node": plan.nproc_per_node, "nnodes": plan.layout.nnodes,
+                   "node_rank": plan.layout.node_rank, "layout_from": plan.layout.source},
+        "train_data_sha256": {str(p): sha256_file(p) for p in data_files(train_data)},
+    }
+
+
+def write_manifest(plan: Plan, recipe_data: dict, recipe_path: Path) -> None:
+    out = plan.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = dict(redact(recipe_data))
+    (out / "bgeft_run.yaml").write_text(
+        f"# resolved from {recipe_path}\n" + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True),
+        encoding="utf-8")
+    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(plan.env.items()))
+    (out / "command.txt").write_text((env + " " if env else "") + shlex.join(redact_argv(plan.argv)) + "\n",
+                                     encoding="utf-8")
+    (out / "environment.json").write_text(json.dumps(environment(plan, recipe_data, recipe_path), indent=2) + "\n",
+                                          encoding="utf-8")
+
+
+def execute(plan: Plan, log_name: str = "train.log") -> int:
+    """Run the plan, tee its output into output_dir/train.log, forward SIGTERM/SIGINT."""
+    env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
+    log_path = plan.output_dir / log_name
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+        def forward(signum, frame):  # noqa: ARG001
+            if proc.poll() is None:
+                proc.send_signal(signum)
+
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            out = sys.stdout.buffer
+            while chunk := os.read(proc.stdout.fileno(), 65536):
+                out.write(chunk)
+                out.flush()
+                log.write(chunk)
+            return proc.wait()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)

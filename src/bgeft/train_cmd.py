@@ -1,0 +1,93 @@
+"""``bgeft train``: load -> override -> validate -> plan -> run.
+
+Static validation first (every problem together), then the real FlagEmbedding dataclasses parse
+each section with ``HfArgumentParser.parse_dict(..., allow_extra_keys=False)``, then the training
+rows are checked, and only then does anything touch ``output_dir`` or start a process.
+"""
+from __future__ import annotations
+
+import sys
+
+from . import recipe as recipes
+from .demo_model import materialize
+from .errors import UserError
+from .launch import Plan, detect_device, make_plan
+from .recipe import Recipe
+
+
+def full_check(recipe: Recipe) -> None:
+    """Parse each section with FlagEmbedding's own dataclasses; collect every failure."""
+    from transformers import HfArgumentParser
+
+    problems = []
+    training = dict(recipe.section("training"))
+    training.setdefault("output_dir", "unused")
+    sections = {"model": recipe.section("model"), "data": recipe.section("data"), "training": training}
+    for (name, section), cls in zip(sections.items(), recipe.task.dataclasses()):
+        try:
+            HfArgumentParser(cls).parse_dict(section, allow_extra_keys=False)
+        except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+            problems.append(f"{recipe.path}: {name}: FlagEmbedding's {cls.__name__} rejects it: {exc}")
+    if problems:
+        raise UserError(f"{len(problems)} problem(s) in {recipe.path}:\n  " + "\n  ".join(problems))
+
+
+def check_data(recipe: Recipe) -> None:
+    from .data.validate import check_training_data
+
+    data = recipe.section("data")
+    report = check_training_data(data.get("train_data") or [],
+                                 kd_required=bool(data.get("knowledge_distillation")))
+    if not report.ok:
+        raise UserError(f"training data problems (checked before launch so the GPU never sees a bad row):\n"
+                        f"{report.format(limit=20)}\nFix the rows (`bgeft data validate FILE --fix OUT` keeps the "
+                        "valid ones) or pass --no-data-check to skip this check")
+
+
+def plan_for(recipe_path: str, overrides: list[str], resume: bool = False, device=None,
+             env=None) -> tuple[Recipe, Plan]:
+    recipe = recipes.validate(recipes.apply_overrides(recipes.load(recipe_path), overrides))
+    materialize(recipe.data)
+    device = device or detect_device()
+    return recipe, make_plan(recipe, device, env=env)
+
+
+def cmd_train(args) -> int:
+    from .runs import execute, prepare_output_dir, write_manifest
+
+    recipe = recipes.validate(recipes.apply_overrides(recipes.load(args.recipe), args.overrides))
+    materialize(recipe.data)
+    device = detect_device()
+    plan = make_plan(recipe, device)
+    full_check(recipe)
+    if not args.no_data_check:
+        check_data(recipe)
+    if args.dry_run:
+        out = plan.output_dir
+        if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
+            plan.notes.append(f"{out} is not empty: the real run needs --resume or --overwrite")
+        print(plan.render())
+        return 0
+    resume_from = prepare_output_dir(plan.output_dir, args.resume, args.overwrite)
+    if resume_from is not None or args.resume:
+        plan = make_plan(recipe, device, resume_from=resume_from)
+        if resume_from is None:
+            plan.notes.append("--resume: no checkpoint in output_dir yet, starting fresh")
+    print(plan.render(), flush=True)
+    write_manifest(plan, recipe.data, recipe.path)
+    code = execute(plan)
+    if code != 0:
+        print(f"bgeft: training exited with code {code}; full log: {plan.output_dir / 'train.log'}"
+              + ("; continue with --resume" if code == 143 else ""), file=sys.stderr)
+        return code
+    from .artifacts import write_model_card, write_sentence_transformers_config
+
+    if recipe.task.name in ("embedder.m3", "embedder.base"):
+        write_sentence_transformers_config(plan.output_dir, recipe.data)
+    write_model_card(plan.output_dir, recipe.data, recipe.path,
+                     (plan.output_dir / "command.txt").read_text(encoding="utf-8"))
+    print(f"bgeft: done. Model in {plan.output_dir} (see README.md there for how to load it)")
+    return 0
+
+
+

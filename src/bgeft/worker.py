@@ -1,0 +1,114 @@
+"""The training process: FlagEmbedding's own runner for the task, plus pre-emption handling.
+
+``python -m bgeft.worker TASK --flag value …`` does what ``python -m <FlagEmbedding module>`` does
+(HfArgumentParser over the task's three dataclasses, the task's Runner, train, save), and adds:
+
+* SIGTERM (Kubernetes pre-emption, ``docker stop``): finish the current step, save a checkpoint,
+  exit 143 so ``bgeft train --resume`` continues from it. With several processes the stop flag is
+  all-reduced each step, so every rank stops at the same step.
+* resume for encoder models: FlagEmbedding saves a checkpoint as the bare encoder (+ M3's
+  colbert/sparse heads), which the HF Trainer cannot load back into FlagEmbedding's wrapper model
+  (the keys differ by the ``model.`` prefix, and it only warns), so the worker loads them itself
+  before training continues.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+PREEMPTED_EXIT = 143
+ENCODER_TASKS = ("embedder.m3", "embedder.base", "reranker.base")
+
+
+class _Preemption:
+    def __init__(self):
+        self.requested = False
+
+    def handler(self, signum, frame):  # noqa: ARG002
+        self.requested = True
+        print(f"bgeft.worker: received signal {signum}; saving a checkpoint at the end of this step",
+              file=sys.stderr, flush=True)
+
+
+def _callback(flag: _Preemption):
+    import torch
+    import torch.distributed as dist
+    from transformers import TrainerCallback
+
+    class PreemptionCallback(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            stop = flag.requested
+            if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+                device = args.device if dist.get_backend() != "gloo" else torch.device("cpu")
+                t = torch.tensor([1.0 if stop else 0.0], device=device)
+                dist.all_reduce(t, op=dist.ReduceOp.MAX)
+                stop = bool(t.item())
+            if stop:
+                flag.requested = True
+                control.should_save = True
+                control.should_training_stop = True
+            return control
+
+    return PreemptionCallback()
+
+
+def _restore_encoder_checkpoint(runner, checkpoint: str) -> None:
+    """Load an encoder checkpoint (and M3 heads) into the wrapper model (see module docstring)."""
+    import torch
+    from safetensors.torch import load_file
+
+    model = runner.model
+    ckpt = Path(checkpoint)
+    weights = ckpt / "model.safetensors"
+    if weights.is_file():
+        state = load_file(str(weights))
+    elif (ckpt / "pytorch_model.bin").is_file():
+        state = torch.load(ckpt / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        return  # a DeepSpeed checkpoint: the engine restores it itself
+    missing, unexpected = model.model.load_state_dict(state, strict=False)
+    if unexpected or [k for k in missing if "position_ids" not in k]:
+        raise RuntimeError(f"{weights} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    for name in ("colbert_linear", "sparse_linear"):
+        path = ckpt / f"{name}.pt"
+        if path.is_file() and hasattr(model, name):
+            getattr(model, name).load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:
+        print("usage: python -m bgeft.worker TASK [FlagEmbedding arguments]", file=sys.stderr)
+        return 2
+    from transformers import HfArgumentParser
+
+    from .tasks import TASKS
+
+    task = TASKS[argv[0]]
+    parser = HfArgumentParser(task.dataclasses())
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv[1:])
+
+    flag = _Preemption()
+    signal.signal(signal.SIGTERM, flag.handler)
+
+    runner = task.runner_class()(model_args=model_args, data_args=data_args, training_args=training_args)
+    runner.trainer.add_callback(_callback(flag))
+    resume = training_args.resume_from_checkpoint
+    if resume and task.name in ENCODER_TASKS and not training_args.deepspeed:
+        _restore_encoder_checkpoint(runner, resume)
+    Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
+    runner.trainer.train(resume_from_checkpoint=resume)
+    if flag.requested:
+        print(f"bgeft.worker: pre-empted; checkpoint saved under {training_args.output_dir}; "
+              "continue with `bgeft train RECIPE --resume`", file=sys.stderr, flush=True)
+        return PREEMPTED_EXIT
+    runner.trainer.save_model()
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    os._exit(code) if code == PREEMPTED_EXIT else sys.exit(code)

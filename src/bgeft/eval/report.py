@@ -67,7 +67,8 @@ def _header(result: dict, title: str) -> list[str]:
 
 def _by_k(metrics: dict, ks: list[int], extra=()) -> str:
     cols = ["recall", "precision", "ndcg", "mrr", "success", "coverage", *extra]
-    return table(["k"] + [c.capitalize() + "@k" for c in cols],
+    label = {"ndcg": "nDCG", "mrr": "MRR", "err": "ERR"}
+    return table(["k"] + [label.get(c, c.capitalize()) + "@k" for c in cols],
                  [[k] + [metrics.get(f"{c}@{k}") for c in cols] for k in ks])
 
 
@@ -80,7 +81,9 @@ def render_retriever(result: dict, images: list[str]) -> str:
                f"{w['colbert']} x colbert over the dense and sparse top-{s['candidates']}; ranking depth {s['depth']}\n")
     names = [f"ndcg@{k}", f"recall@{k}", f"mrr@{k}", "map", f"success@{k}", f"coverage@{k}"]
     out.append("## Summary\n")
-    out.append(table(["mode"] + [n.replace("ndcg", "nDCG").replace("mrr", "MRR").replace("map", "MAP") for n in names],
+    out.append(table(["mode"] + [n.replace("ndcg", "nDCG").replace("mrr", "MRR").replace("map", "MAP")
+                                 .replace("recall", "Recall").replace("success", "Success").replace("coverage", "Coverage")
+                                 for n in names],
                      [[mode] + [r["metrics"][n] for n in names] for mode, r in result["results"].items()]))
     out.append("## Metrics by k\n")
     for mode, r in result["results"].items():

@@ -1,0 +1,83 @@
+# bgeft CUDA image: FlagEmbedding fine-tuning of BGE-M3 / BGE rerankers on NVIDIA GPUs.
+#
+#   ./run_docker_training.sh build            # tags bgeft:<version>-cuda<CUDA>-torch<TORCH>
+#   docker build -t bgeft:0.1.0-cuda12.6-torch2.13.0 .
+#
+# Base: PyTorch's *devel* image (CUDA toolkit + nvcc inside), so DeepSpeed can JIT-build its fused
+# ops (cpu_adam for ZeRO offload, fused_adam) at run time. Pinned pairings this file relies on:
+#   pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel : torch 2.13.0, CUDA 12.6, cuDNN 9
+#   faiss-gpu-cu12 1.14.1.post1                    : needs a CUDA 12 runtime >= 12.1 and numpy 2.x
+#   deepspeed 0.19.8                               : torch >= 2.0, ops built on first use
+# Another base (e.g. a CUDA 12.8 tag for Blackwell GPUs) goes in with
+#   --build-arg BASE_IMAGE=pytorch/pytorch:<torch>-cuda<X>-cudnn9-devel --build-arg TORCH_VERSION=<torch> --build-arg CUDA_VERSION=<X>
+# and the last build step fails if the three disagree.
+ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel
+FROM ${BASE_IMAGE}
+
+ARG TORCH_VERSION=2.13.0
+ARG CUDA_VERSION=12.6
+ARG BGEFT_UID=1000
+ARG BGEFT_GID=1000
+
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONUNBUFFERED=1 \
+    HF_HOME=/cache/huggingface \
+    XDG_CACHE_HOME=/cache/xdg \
+    TORCH_EXTENSIONS_DIR=/cache/torch_extensions \
+    TRITON_CACHE_DIR=/cache/triton \
+    MPLCONFIGDIR=/cache/matplotlib \
+    DS_BUILD_OPS=0
+
+WORKDIR /workspace
+
+# 1. Python dependencies, pinned. The base image's torch/triton/nvidia-* wheels are frozen as
+#    constraints first, so the resolver can never swap the CUDA build of torch for another one.
+COPY requirements/cuda.txt requirements/cuda.txt
+RUN python -m pip freeze \
+        | grep -iE '^(torch|torchvision|torchaudio|triton|nvidia-[a-z0-9-]+)==' > /tmp/base-constraints.txt \
+    && python -m pip install -c /tmp/base-constraints.txt -r requirements/cuda.txt \
+    && rm /tmp/base-constraints.txt
+
+# 2. bgeft itself (dependencies are all above; --no-deps keeps the pins exactly as installed).
+COPY pyproject.toml README.md /tmp/bgeft-src/
+COPY src /tmp/bgeft-src/src
+COPY recipes /tmp/bgeft-src/recipes
+COPY ds_configs /tmp/bgeft-src/ds_configs
+COPY example_data /tmp/bgeft-src/example_data
+COPY pipelines /tmp/bgeft-src/pipelines
+RUN python -m pip install --no-deps /tmp/bgeft-src \
+    && rm -rf /tmp/bgeft-src
+
+# 3. Recipes, DeepSpeed configs, example data and scripts where users look for them.
+COPY recipes recipes
+COPY ds_configs ds_configs
+COPY example_data example_data
+COPY pipelines pipelines
+COPY scripts scripts
+
+# 4. Non-root user owning the writable places. A uid 1000 user that the base image may already
+#    have (Ubuntu 24.04 ships "ubuntu") is renamed instead of clashing.
+RUN if getent passwd "${BGEFT_UID}" > /dev/null; then \
+        usermod --login bgeft --home /home/bgeft --move-home "$(getent passwd "${BGEFT_UID}" | cut -d: -f1)"; \
+    else \
+        (getent group "${BGEFT_GID}" > /dev/null || groupadd --gid "${BGEFT_GID}" bgeft) \
+        && useradd --uid "${BGEFT_UID}" --gid "${BGEFT_GID}" --create-home --shell /bin/bash bgeft; \
+    fi \
+    && mkdir -p /workspace/outputs /workspace/data /workspace/custom_data /cache/huggingface \
+    && chown -R "${BGEFT_UID}:${BGEFT_GID}" /workspace/outputs /cache \
+    && chmod -R g+rwX /workspace/outputs /cache \
+    && chmod 0755 scripts/entrypoint.sh scripts/docker_quick_start.sh
+
+# 5. Prove the image: every pin, the torch build and the imports (fails the build on drift).
+RUN python scripts/verify_image.py requirements/cuda.txt \
+        --torch "${TORCH_VERSION}" --cuda "${CUDA_VERSION}" \
+        --import torch FlagEmbedding transformers deepspeed faiss sentence_transformers yaml bgeft \
+    && bgeft ls > /dev/null
+
+USER ${BGEFT_UID}:${BGEFT_GID}
+
+ENTRYPOINT ["/workspace/scripts/entrypoint.sh"]
+CMD ["bgeft", "--help"]

@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from .records import read_corpus, read_rows, write_jsonl
-from .search import INDEX_KINDS, MODEL_CLASSES, POOLINGS, BM25Index, DenseEncoder, build_index, search
+from .search import (INDEX_KINDS, MODEL_CLASSES, POOLINGS, BM25Index, DenseEncoder, build_index, check_model_dir,
+                     search)
 
 
 @dataclass
@@ -134,6 +135,10 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
     _check(range_, negatives, margin, bm25)
     if index not in INDEX_KINDS:
         raise UserError(f"--index {index}: choose one of {', '.join(INDEX_KINDS)}")
+    if encoder is None:
+        if model is None:
+            raise UserError("mining needs --model PATH (the embedder whose negatives you want)")
+        check_model_dir(model)
     rows = [row for _, row in read_rows(in_path, encoding)]
     if corpus is not None:
         pool = _unique(text for _, text in read_corpus(corpus, encoding))
@@ -145,8 +150,6 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
                         f"lower START (e.g. --range 0-{len(pool)}) or give a bigger --corpus")
     summary = MineSummary(out=str(out_path), rows=len(rows), pool=len(pool))
     if encoder is None:
-        if model is None:
-            raise UserError("mining needs --model PATH (the embedder whose negatives you want)")
         encoder = DenseEncoder(model, model_class=model_class, pooling=pooling, devices=devices, use_fp16=use_fp16,
                                batch_size=batch_size, query_max_length=query_max_length,
                                passage_max_length=passage_max_length, query_instruction=query_instruction)

@@ -43,16 +43,21 @@ def detect_pooling(path: str | Path) -> str:
     return "cls"
 
 
+def check_model_dir(model: str | Path, flag: str = "--model") -> Path:
+    path = Path(model)
+    if not (path / "config.json").is_file():
+        raise UserError(f"{flag} {model}: no config.json there; give a local model directory "
+                        "(a BGE checkpoint or `bgeft demo-model DEST`)")
+    return path
+
+
 class DenseEncoder:
     """Dense vectors from a FlagEmbedding inference class (see module docstring)."""
 
     def __init__(self, model: str | Path, *, model_class: str = "auto", pooling: str = "auto",
                  devices=None, use_fp16: bool = True, batch_size: int = 256, query_max_length: int = 64,
                  passage_max_length: int = 512, query_instruction: str | None = None):
-        path = Path(model)
-        if not (path / "config.json").is_file():
-            raise UserError(f"--model {model}: no config.json there; give a local model directory "
-                            "(a BGE checkpoint or `bgeft demo-model DEST`)")
+        path = check_model_dir(model)
         if model_class not in MODEL_CLASSES or pooling not in POOLINGS:
             raise UserError(f"--model-class must be one of {MODEL_CLASSES}, --pooling one of {POOLINGS}")
         self.m3 = is_m3_model(path) if model_class == "auto" else model_class == "m3"

@@ -163,4 +163,5 @@ def _keyed_array(buf: _Buffer, key: str) -> Iterator[tuple[int, object]]:
             buf.expect(",", "',' or '}' in the top-level object")
     buf.pos += 1
     if not found:
-        raise UserError(f"{buf.src.path}: no top-level {key!r} array")
+        raise UserError(f"{buf.src.path}: no top-level {key!r} array (a JSON file must hold an array of records, "
+                        f"one record per line, or SQuAD's {{\"{key}\": [...]}})")

@@ -1,0 +1,140 @@
+"""Which container and which record shape an input file has, from its extension and first record."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UserError
+from .io import open_text
+from .readers import MSMARCO_COLUMNS, iter_records
+
+CONTAINERS = ("jsonl", "json", "csv", "tsv")
+SHAPES = ("training", "retrieval", "sts", "classification", "clustering", "dureader", "squad")
+FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "dureader", "msmarco", "trec-xml", "squad", "sts",
+           "classification", "clustering")
+SHAPE_KEYS = (  # checked in order against the first record's keys
+    ("training", {"query", "pos"}),
+    ("retrieval", {"query", "positive"}),
+    ("sts", {"sentence1", "sentence2"}),
+    ("classification", {"text", "label"}),
+    ("dureader", {"question", "documents"}),
+    ("squad", {"paragraphs"}),
+)
+SHAPE_HELP = ("query/pos/neg, query/positive/negative, sentence1/sentence2/score, text/label, "
+              "question/documents (DuReader) or SQuAD's data/paragraphs/qas")
+
+
+@dataclass
+class Detected:
+    path: str
+    container: str          # jsonl json csv tsv msmarco trec-xml
+    shape: str              # one of SHAPES, "msmarco" or "trec"
+    encoding: str
+    key: str | None = None  # the array key inside a top-level JSON object (SQuAD's "data")
+    columns: tuple = ()
+
+    def describe(self) -> str:
+        what = {"msmarco": "MS MARCO TSV (query_id, query, doc_id, document, relevance)",
+                "trec-xml": "TREC-style XML topics"}.get(self.container, self.container.upper())
+        cols = f" with fields {', '.join(self.columns)}" if self.columns else ""
+        shape = "" if self.shape in ("msmarco", "trec") else f", {self.shape} records"
+        if self.shape in ("classification", "clustering"):
+            shape += " (text/label; --format classification|clustering chooses)"
+        return f"{self.path}: detected {what}{cols}{shape}, encoding {self.encoding}"
+
+
+def detect(path: str | Path, fmt: str = "auto", encoding: str | None = None) -> Detected:
+    path = str(path)
+    with open_text(path, encoding) as src:
+        enc = src.encoding
+        head = _first_chars(src)
+    if not head.strip():
+        raise UserError(f"{path}: empty file")
+    container = fmt if fmt in CONTAINERS + ("msmarco", "trec-xml") else _container(path, head)
+    if container == "trec-xml":
+        return Detected(path, "trec-xml", "trec", enc)
+    if container == "tsv" and fmt != "tsv" and _looks_msmarco(head):
+        container = "msmarco"
+    if container == "msmarco":
+        return Detected(path, "msmarco", "msmarco", enc)
+    key = None
+    with open_text(path, enc) as src:
+        if container == "json" and head.lstrip().startswith("{"):
+            key = "data"  # SQuAD-style {"version": ..., "data": [...]}; otherwise one object
+        line, first = _first_record(src, container, key)
+    keys = set(first) if isinstance(first, dict) else set()
+    if fmt in SHAPES:
+        shape = fmt
+    else:
+        shape = next((name for name, needed in SHAPE_KEYS if needed <= keys), None)
+        if shape == "classification" and "cluster" in Path(path).name.lower():
+            shape = "clustering"  # text/label data is either; the file name decides, --format overrides
+        if shape is None:
+            found = ", ".join(sorted(keys)) if isinstance(first, dict) else f"a {type(first).__name__}"
+            raise UserError(f"{path}:{line}: cannot tell the record shape from {found}; expected {SHAPE_HELP} "
+                            "(or pass --format)")
+    if shape == "squad" and key is None:
+        raise UserError(f"{path}: SQuAD files are one JSON object with a \"data\" array")
+    columns = tuple(first) if isinstance(first, dict) and container in ("csv", "tsv") else ()
+    return Detected(path, container, shape, enc, key if shape == "squad" else None, columns)
+
+
+def _first_chars(src, limit: int = 8192) -> str:
+    parts, size = [], 0
+    for line in src:
+        parts.append(line)
+        size += len(line)
+        if size >= limit:
+            break
+    return "".join(parts)
+
+
+def _container(path: str, head: str) -> str:
+    ext = Path(path).suffix.lower()
+    if ext == ".jsonl":
+        return "jsonl"
+    if ext == ".xml":
+        return "trec-xml"
+    if ext == ".csv":
+        return "csv"
+    if ext == ".tsv":
+        return "tsv"
+    text = head.lstrip()
+    if text.startswith("<"):
+        return "trec-xml"
+    if text.startswith("["):
+        return "json"
+    if text.startswith("{"):
+        lines = [line for line in head.splitlines() if line.strip()]
+        # one complete object per line is JSON Lines even when the file is named .json
+        import json
+        try:
+            json.loads(lines[0])
+            return "jsonl"
+        except ValueError:
+            return "json"
+    first_line = head.splitlines()[0]
+    if "\t" in first_line:
+        return "tsv"
+    if "," in first_line:
+        return "csv"
+    raise UserError(f"{path}: cannot tell the format from the extension or the content; pass --format")
+
+
+def _looks_msmarco(head: str) -> bool:
+    first = head.splitlines()[0].split("\t")
+    if tuple(c.strip().lower() for c in first) == MSMARCO_COLUMNS:
+        return True
+    if len(first) != 5:
+        return False
+    try:
+        float(first[4])
+    except ValueError:
+        return False
+    return True
+
+
+def _first_record(src, container: str, key: str | None):
+    for line, record in iter_records(src, container, key):
+        return line, record
+    raise UserError(f"{src.path}: no records")

@@ -1,0 +1,207 @@
+"""Turn records of each supported shape into FlagEmbedding training rows (query/pos/neg...).
+
+Retrieval-style shapes here: training rows (normalised), ``{query, positive, negative}``, DuReader,
+SQuAD, MS MARCO and TREC topics (+ qrels + corpus). The label shapes (STS pairs, classification,
+clustering) live in ``labelsets.py``. Each function yields ``(where, row)`` where ``where`` is
+``file:line`` of the record the row came from.
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from ..errors import UserError
+from .detect import Detected
+from .io import open_text
+from .readers import cell_list, iter_msmarco, iter_records, iter_trec_topics, number
+
+
+@dataclass
+class Options:
+    negatives: int = 15
+    seed: int = 42
+    prompt: str | None = None
+    min_score: float | None = None
+    qrels: str | None = None
+    corpus: str | None = None
+
+
+@dataclass
+class Stats:
+    rows: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> records
+    dropped_fields: set = field(default_factory=set)
+    queries_only: bool = False
+
+
+OPTIONAL_STR = ("prompt", "type")
+
+
+def training(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
+    """Rows already in (or close to) the training shape: pos/neg, or positive/negative."""
+    names = {"pos": "positive", "neg": "negative"} if det.shape == "retrieval" else {"pos": "pos", "neg": "neg"}
+    known = {"query", *names.values(), "pos_scores", "neg_scores", *OPTIONAL_STR}
+    with open_text(det.path, det.encoding) as src:
+        for line, rec in iter_records(src, det.container, det.key):
+            where = f"{det.path}:{line}"
+            if not isinstance(rec, dict):
+                raise UserError(f"{where}: expected a JSON object, found {type(rec).__name__}")
+            stats.dropped_fields.update(k for k in rec if k not in known)
+            row = {}
+            if "query" in rec:
+                row["query"] = rec["query"]
+            for out_key, in_key in names.items():
+                row[out_key] = cell_list(rec.get(in_key), where, in_key)
+            for key in ("pos_scores", "neg_scores"):
+                if rec.get(key) not in (None, ""):
+                    row[key] = [number(x, where, key) for x in cell_list(rec[key], where, key)]
+            for key in OPTIONAL_STR:
+                if rec.get(key) not in (None, ""):
+                    row[key] = rec[key]
+            if opts.prompt:
+                row["prompt"] = opts.prompt
+            yield where, row
+
+
+def dureader(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
+    """DuReader: relevant documents (``is_relevant``, or DuReader 2.0's ``is_selected``) are positives, the
+    others negatives; a document's passage is its ``most_related_para`` paragraph, else all paragraphs."""
+    with open_text(det.path, det.encoding) as src:
+        for line, rec in iter_records(src, det.container, det.key):
+            where = f"{det.path}:{line}"
+            docs = rec.get("documents") if isinstance(rec, dict) else None
+            if not isinstance(docs, list):
+                raise UserError(f"{where}: documents: expected a list of documents")
+            pos, neg = [], []
+            for i, doc in enumerate(docs):
+                key = f"documents[{i}]"
+                if not isinstance(doc, dict):
+                    raise UserError(f"{where}: {key}: expected an object")
+                flag = doc.get("is_relevant", doc.get("is_selected"))
+                if not isinstance(flag, (bool, int)):
+                    raise UserError(f"{where}: {key}: is_relevant (or is_selected) must be true/false, "
+                                    f"found {flag!r}")
+                paras = doc.get("paragraphs")
+                if not isinstance(paras, list) or not all(isinstance(p, str) for p in paras):
+                    raise UserError(f"{where}: {key}.paragraphs: expected a list of strings")
+                best = doc.get("most_related_para")
+                text = paras[best] if isinstance(best, int) and 0 <= best < len(paras) else "\n".join(paras)
+                if text.strip():
+                    (pos if flag else neg).append(text.strip())
+            if not pos:
+                stats.skipped["DuReader question without a relevant document"] += 1
+                continue
+            row = {"query": rec.get("question"), "pos": pos, "neg": [t for t in neg if t not in pos]}
+            yield where, _with_prompt(row, opts)
+
+
+def squad(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
+    """SQuAD: each answerable question -> its paragraph as the positive; other paragraphs of the same
+    article are the negatives (up to --negatives)."""
+    rng = random.Random(opts.seed)
+    with open_text(det.path, det.encoding) as src:
+        for line, article in iter_records(src, "json", "data"):
+            where = f"{det.path}:{line}"
+            paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+            if not isinstance(paragraphs, list):
+                raise UserError(f"{where}: paragraphs: expected a list (SQuAD data[].paragraphs)")
+            contexts = []
+            for i, para in enumerate(paragraphs):
+                if not isinstance(para, dict) or not isinstance(para.get("context"), str):
+                    raise UserError(f"{where}: paragraphs[{i}].context: expected a string")
+                contexts.append(para["context"].strip())
+            for i, para in enumerate(paragraphs):
+                qas = para.get("qas", [])
+                if not isinstance(qas, list):
+                    raise UserError(f"{where}: paragraphs[{i}].qas: expected a list")
+                others = [c for c in dict.fromkeys(contexts) if c != contexts[i]]
+                for j, qa in enumerate(qas):
+                    if not isinstance(qa, dict) or "question" not in qa:
+                        raise UserError(f"{where}: paragraphs[{i}].qas[{j}].question: missing")
+                    if qa.get("is_impossible"):
+                        stats.skipped["SQuAD unanswerable question"] += 1
+                        continue
+                    neg = rng.sample(others, min(opts.negatives, len(others)))
+                    yield where, _with_prompt({"query": qa["question"], "pos": [contexts[i]], "neg": neg}, opts)
+
+
+def msmarco(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
+    """MS MARCO TSV: each contiguous run of one query_id becomes a row; relevance > 0 -> pos, else neg."""
+    with open_text(det.path, det.encoding) as src:
+        for line, query, docs in iter_msmarco(src):
+            pos = [d for d, rel in docs if rel > 0]
+            if not pos:
+                stats.skipped["MS MARCO query without a relevant document"] += 1
+                continue
+            neg = [d for d, rel in docs if rel <= 0 and d not in pos]
+            yield f"{det.path}:{line}", _with_prompt({"query": query, "pos": pos, "neg": neg}, opts)
+
+
+def trec(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
+    """TREC-style XML topics. With --qrels and --corpus: judged-relevant documents are positives and
+    judged-non-relevant ones negatives. Without them: BEIR queries rows ``{"_id", "text"}``."""
+    if (opts.qrels is None) != (opts.corpus is None):
+        raise UserError("TREC topics: give --qrels and --corpus together (or neither, to write BEIR queries)")
+    judged = _read_qrels(opts.qrels) if opts.qrels else None
+    texts = _read_corpus(opts.corpus, {d for docs in judged.values() for d in docs}) if judged else None
+    stats.queries_only = judged is None
+    with open_text(det.path, det.encoding) as src:
+        for line, topic in iter_trec_topics(src):
+            where = f"{det.path}:{line}"
+            query = next((topic[k] for k in ("query", "title", "question", "description") if topic.get(k)), "")
+            if not topic["number"]:
+                raise UserError(f"{where}: topic: no number attribute (<topic number=\"1\">)")
+            if not query:
+                raise UserError(f"{where}: topic {topic['number']}: no <query>, <title>, <question> or "
+                                "<description> text")
+            if judged is None:
+                yield where, {"_id": topic["number"], "text": query}
+                continue
+            docs = judged.get(topic["number"], {})
+            pos = [texts[d] for d, rel in docs.items() if rel > 0 and d in texts]
+            if not pos:
+                stats.skipped["TREC topic without a relevant document in the corpus"] += 1
+                continue
+            neg = [texts[d] for d, rel in docs.items() if rel <= 0 and d in texts]
+            yield where, _with_prompt({"query": query, "pos": pos, "neg": neg}, opts)
+
+
+def _read_qrels(path: str) -> dict[str, dict[str, float]]:
+    """TREC qrels (``qid 0 docid rel``) or BEIR qrels TSV (``query-id corpus-id score`` with a header)."""
+    judged: dict[str, dict[str, float]] = {}
+    with open_text(path) as src:
+        for line in src:
+            cells = line.split()
+            if not cells or (src.lineno == 1 and cells[0] == "query-id"):
+                continue
+            if len(cells) not in (3, 4):
+                raise UserError(f"{path}:{src.lineno}: expected 'qid 0 docid relevance' (TREC) or "
+                                "'query-id corpus-id score' (BEIR)")
+            qid, docid, rel = cells[0], cells[-2], number(cells[-1], f"{path}:{src.lineno}", "relevance")
+            judged.setdefault(qid, {})[docid] = rel
+    return judged
+
+
+def _read_corpus(path: str, wanted: set[str]) -> dict[str, str]:
+    """The text of the judged documents only, from a BEIR corpus.jsonl (``_id``, ``title``, ``text``)."""
+    texts = {}
+    with open_text(path) as src:
+        for line, doc in iter_records(src, "jsonl"):
+            if not isinstance(doc, dict) or "_id" not in doc or not isinstance(doc.get("text"), str):
+                raise UserError(f"{path}:{line}: expected a BEIR corpus row {{\"_id\", \"title\", \"text\"}}")
+            if str(doc["_id"]) in wanted:
+                texts[str(doc["_id"])] = doc["text"]
+    return texts
+
+
+def _with_prompt(row: dict, opts: Options) -> dict:
+    if opts.prompt:
+        row["prompt"] = opts.prompt
+    return row
+
+
+def dump(row: dict) -> str:
+    return json.dumps(row, ensure_ascii=False)

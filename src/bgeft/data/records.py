@@ -1,7 +1,7 @@
 """Reading training rows and BEIR corpora for the data tools that transform them (mine, score,
 buckets, gen-queries).
 
-* ``read_rows(path)`` -> ``[(lineno, row)]``: every non-blank line of a FlagEmbedding training JSONL
+* ``iter_rows(path)`` / ``read_rows(path)`` -> ``(lineno, row)`` pairs: every non-blank line of a FlagEmbedding training JSONL
   file, checked just enough for the tools to work on it (``query`` a non-empty string, ``pos`` a
   non-empty list of strings, ``neg`` absent or a list of strings). Full checking is ``bgeft data
   validate``; these messages point there.
@@ -47,19 +47,24 @@ def _check_str_list(path, lineno: int, row: dict, key: str, required: bool) -> N
         raise UserError(f"{path}:{lineno}: {key}: empty list; {HINT}")
 
 
-def read_rows(path: str | os.PathLike, encoding: str | None = None) -> list[tuple[int, dict]]:
-    """All training rows of ``path`` with their line numbers (see module docstring)."""
-    rows = []
+def iter_rows(path: str | os.PathLike, encoding: str | None = None) -> Iterator[tuple[int, dict]]:
+    """Stream the training rows of ``path`` with their line numbers (see module docstring)."""
+    empty = True
     for lineno, row in iter_json_lines(path, encoding):
         query = row.get("query")
         if not isinstance(query, str) or not query.strip():
             raise UserError(f"{path}:{lineno}: query: expected a non-empty string; {HINT}")
         _check_str_list(path, lineno, row, "pos", required=True)
         _check_str_list(path, lineno, row, "neg", required=False)
-        rows.append((lineno, row))
-    if not rows:
+        empty = False
+        yield lineno, row
+    if empty:
         raise UserError(f"{path}: no training rows (the file is empty)")
-    return rows
+
+
+def read_rows(path: str | os.PathLike, encoding: str | None = None) -> list[tuple[int, dict]]:
+    """All training rows of ``path`` with their line numbers."""
+    return list(iter_rows(path, encoding))
 
 
 def read_corpus(path: str | os.PathLike, encoding: str | None = None) -> list[tuple[str, str]]:

@@ -1,0 +1,226 @@
+#!/usr/bin/env bash
+# Train in the bgeft container on NVIDIA GPUs or Huawei Ascend NPUs, with data and outputs on the host.
+#
+#   ./run_docker_training.sh                       # on a terminal: a menu
+#   ./run_docker_training.sh multi --recipe recipes/bge-m3_unified.yaml -- training.learning_rate=5e-6
+#   ./run_docker_training.sh single --gpus 2 --dry-run
+#   ./run_docker_training.sh npu --gpus 0,1,2,3
+#   ./run_docker_training.sh cpu --recipe recipes/demo_cpu_m3.yaml
+#   ./run_docker_training.sh shell [--npu]
+#   ./run_docker_training.sh build [--npu]
+#
+# Uses plain `docker run` (Docker Compose is not needed; docker-compose.yml offers the same setup).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PROG="run_docker_training.sh"
+DEFAULT_RECIPE="recipes/bge-m3_unified.yaml"
+# shellcheck source=scripts/docker_common.sh
+source "$ROOT/scripts/docker_common.sh"
+
+usage() {
+    cat <<EOF
+usage: $PROG [single|multi|npu|cpu|shell|build] [--recipe FILE] [--gpus LIST] [--npu]
+                              [--image TAG] [--dry-run] [-- bgeft-train-arguments...]
+
+modes:
+  single   train on one GPU (the first of --gpus, default GPU 0)
+  multi    train on all visible GPUs (or --gpus 0,1,...), torchrun inside the container
+  npu      train on Ascend NPUs (all, or --gpus 0,1,... as ASCEND_RT_VISIBLE_DEVICES)
+  cpu      train on the CPU (demo recipes; no GPU or NPU needed; the Ascend image with --npu)
+  shell    interactive bash in the image (GPUs, or NPUs with --npu)
+  build    build the image (CUDA, or Ascend with --npu)
+
+options:
+  --recipe FILE  recipe to train (default $DEFAULT_RECIPE). A file on this host is mounted
+                 read-only at /workspace/custom_recipes; otherwise FILE is a path inside the image.
+  --gpus LIST    device ids, e.g. 0 or 0,1,3
+  --npu          shell/build: use the Ascend image
+  --image TAG    image to use instead of the default tag
+  --dry-run      print the docker commands instead of running them
+  -- ARGS...     passed to \`bgeft train\` (overrides like training.learning_rate=5e-6, --resume)
+
+Host directories next to this script: data/ and custom_data/ (read-only in the container),
+outputs/ and cache/ (writable; models download to cache/huggingface).
+EOF
+}
+
+usage_error() {
+    echo "$PROG: error: $1" >&2
+    echo "run '$PROG --help' for usage" >&2
+    exit 2
+}
+
+gpu_args() {  # $1: "one" or "all"
+    if [[ "$1" == one ]]; then
+        RUN+=(--gpus "\"device=${GPUS:-0}\"")
+    elif [[ -n "$GPUS" ]]; then
+        RUN+=(--gpus "\"device=$GPUS\"")
+    else
+        RUN+=(--gpus all)
+    fi
+}
+
+npu_args() {
+    local dev gid
+    while IFS= read -r dev; do
+        RUN+=(--device "$dev:/dev/${dev##*/}")
+    done < <(find "$HOST_ROOT/dev" -maxdepth 1 -name 'davinci[0-9]*' | sort -V)
+    [[ "${RUN[*]}" == *"/dev/davinci"[0-9]* ]] || die "no $HOST_ROOT/dev/davinci[0-9]* devices found: check 'npu-smi info'"
+    for dev in davinci_manager devmm_svm hisi_hdc; do
+        RUN+=(--device "$HOST_ROOT/dev/$dev:/dev/$dev")
+    done
+    RUN+=(-v "$HOST_ROOT/usr/local/Ascend/driver:/usr/local/Ascend/driver:ro")
+    if [[ -e "$HOST_ROOT/usr/local/dcmi" ]]; then
+        RUN+=(-v "$HOST_ROOT/usr/local/dcmi:/usr/local/dcmi:ro")
+    fi
+    if [[ -e "$HOST_ROOT/usr/local/bin/npu-smi" ]]; then
+        RUN+=(-v "$HOST_ROOT/usr/local/bin/npu-smi:/usr/local/bin/npu-smi:ro")
+    fi
+    if [[ -e "$HOST_ROOT/etc/ascend_install.info" ]]; then
+        RUN+=(-v "$HOST_ROOT/etc/ascend_install.info:/etc/ascend_install.info:ro")
+    fi
+    # the device files belong to the driver's group (HwHiAiUser); the container user joins it
+    gid="$(getent group HwHiAiUser 2> /dev/null | cut -d: -f3 || true)"
+    if [[ -n "$gid" ]]; then
+        RUN+=(--group-add "$gid")
+    fi
+    if [[ -n "$GPUS" ]]; then
+        RUN+=(-e "ASCEND_RT_VISIBLE_DEVICES=$GPUS")
+    fi
+}
+
+# Sets CONTAINER_RECIPE and adds the mount for a recipe file that lives on this host.
+recipe_args() {
+    if [[ -f "$RECIPE" ]]; then
+        local dir
+        dir="$(cd "$(dirname "$RECIPE")" && pwd)"
+        [[ "$dir" != *:* ]] || die "the recipe's directory '$dir' contains ':', which docker -v cannot mount: move the recipe"
+        RUN+=(-v "$dir:/workspace/custom_recipes:ro")
+        CONTAINER_RECIPE="/workspace/custom_recipes/$(basename "$RECIPE")"
+    else
+        [[ "$RECIPE" != /* ]] || die "recipe '$RECIPE' not found on this host"
+        echo "$PROG: note: '$RECIPE' is not a file here; using it as a path inside the image (/workspace/$RECIPE)" >&2
+        CONTAINER_RECIPE="$RECIPE"
+    fi
+}
+
+choose_mode() {
+    local choice
+    echo "bgeft in Docker: what do you want to run?" >&2
+    PS3="number> "
+    select choice in "single: train on one GPU" "multi: train on all GPUs" "npu: train on Ascend NPUs" \
+        "shell: bash in the CUDA image" "build: build the CUDA image" "quit"; do
+        case "${choice%%:*}" in
+            single | multi | npu | shell | build) MODE="${choice%%:*}" ;;
+            quit) exit 0 ;;
+            *) echo "pick a number from the list" >&2; continue ;;
+        esac
+        break
+    done
+    [[ -n "$MODE" ]] || exit 2
+}
+
+# ---- arguments -------------------------------------------------------------------------------------
+MODE=""
+RECIPE="$DEFAULT_RECIPE"
+GPUS=""
+NPU=0
+DRY_RUN=0
+IMAGE_OVERRIDE=""
+EXTRA=()
+
+if [[ $# -gt 0 && "$1" != -* ]]; then
+    MODE="$1"
+    shift
+fi
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --recipe) [[ $# -ge 2 ]] || usage_error "--recipe needs a FILE"; RECIPE="$2"; shift 2 ;;
+        --recipe=*) RECIPE="${1#*=}"; shift ;;
+        --gpus) [[ $# -ge 2 ]] || usage_error "--gpus needs a LIST like 0,1"; GPUS="$2"; shift 2 ;;
+        --gpus=*) GPUS="${1#*=}"; shift ;;
+        --image) [[ $# -ge 2 ]] || usage_error "--image needs a TAG"; IMAGE_OVERRIDE="$2"; shift 2 ;;
+        --image=*) IMAGE_OVERRIDE="${1#*=}"; shift ;;
+        --npu) NPU=1; shift ;;
+        --dry-run) DRY_RUN=1; shift ;;
+        -h | --help) usage; exit 0 ;;
+        --) shift; EXTRA=("$@"); break ;;
+        *) usage_error "unknown argument '$1' (arguments for bgeft train go after --)" ;;
+    esac
+done
+
+if [[ -z "$MODE" ]]; then
+    if [[ -t 0 && -t 1 ]]; then
+        choose_mode
+    else
+        usage >&2
+        exit 2
+    fi
+fi
+case "$MODE" in
+    single | multi | npu | cpu | shell | build) ;;
+    *) usage_error "unknown mode '$MODE': use single, multi, npu, cpu, shell or build" ;;
+esac
+[[ -z "$GPUS" || "$GPUS" =~ ^[0-9]+(,[0-9]+)*$ ]] || usage_error "--gpus '$GPUS': use device ids like 0 or 0,1,3"
+if [[ "$MODE" == single && "$GPUS" == *,* ]]; then
+    usage_error "single trains on one GPU; use 'multi --gpus $GPUS' for several"
+fi
+[[ "$MODE" == npu ]] && NPU=1
+
+if [[ "$NPU" == 1 ]]; then
+    IMAGE="${IMAGE_OVERRIDE:-$(npu_tag)}"
+    DOCKERFILE=Dockerfile.npu
+else
+    IMAGE="${IMAGE_OVERRIDE:-$(cuda_tag)}"
+    DOCKERFILE=Dockerfile
+fi
+
+need_docker
+if [[ "$MODE" == build ]]; then
+    run_or_print docker build --file "$ROOT/$DOCKERFILE" --tag "$IMAGE" "$ROOT"
+    exit 0
+fi
+
+if [[ "$MODE" == cpu ]]; then
+    :
+elif [[ "$NPU" == 1 ]]; then
+    need_npu
+else
+    need_nvidia
+fi
+ensure_host_dirs
+ensure_image "$IMAGE" "$DOCKERFILE"
+
+base_run
+if [[ "$MODE" == cpu ]]; then
+    :  # no --gpus and no /dev/davinci*: the container sees no accelerator
+elif [[ "$NPU" == 1 ]]; then
+    npu_args
+elif [[ "$MODE" == single ]]; then
+    gpu_args one
+else
+    gpu_args all
+fi
+
+if [[ "$MODE" == shell ]]; then
+    [[ "$DRY_RUN" == 1 || ( -t 0 && -t 1 ) ]] || die "shell needs an interactive terminal"
+    RUN+=(-it "$IMAGE" bash)
+else
+    recipe_args
+    if [[ -t 0 && -t 1 ]]; then
+        RUN+=(-it)
+    fi
+    RUN+=("$IMAGE" bgeft train "$CONTAINER_RECIPE")
+    case "$MODE" in
+        single | cpu) RUN+=(launch.nproc_per_node=1) ;;
+        multi) RUN+=(launch.nproc_per_node=auto) ;;
+    esac
+    RUN+=(${EXTRA[@]+"${EXTRA[@]}"})
+fi
+
+if [[ "$DRY_RUN" == 1 ]]; then
+    print_cmd "${RUN[@]}"
+else
+    exec "${RUN[@]}"
+fi

@@ -60,3 +60,16 @@ def write_beir(root: Path, docs=DOCS, queries=QUERIES, qrels=QRELS, qrels_file: 
         (root / "qrels" / "test.tsv").write_text(
             "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in qrels), encoding="utf-8")
     return root
+
+
+def build_tiny_reranker(src: Path, dest: Path, seed: int = 0) -> Path:
+    """A cross-encoder (``XLMRobertaForSequenceClassification``, 1 label) from the tiny XLM-R."""
+    import torch
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+    cfg = AutoConfig.from_pretrained(src, num_labels=1)
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(src, config=cfg)
+    model.save_pretrained(dest)
+    AutoTokenizer.from_pretrained(src).save_pretrained(dest)
+    return dest

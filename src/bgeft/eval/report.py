@@ -62,6 +62,8 @@ def _header(result: dict, title: str) -> list[str]:
     out.append(f"- Data: `{d['path']}` ({d['layout']} layout): {d['n_docs']} documents, {d['n_queries']} evaluated "
                f"queries, {d['n_judgements']} judgements, {len(d['skipped_queries'])} queries without a relevant "
                "document skipped")
+    if result.get("warning"):
+        out.append(f"- **Warning**: {result['warning']}")
     return out
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import UserError
 from .io import open_text
 from .readers import MSMARCO_COLUMNS, iter_records
+from .schema import kind
 
 CONTAINERS = ("jsonl", "json", "csv", "tsv")
 SHAPES = ("training", "retrieval", "sts", "classification", "clustering", "dureader", "squad")
@@ -70,7 +71,7 @@ def detect(path: str | Path, fmt: str = "auto", encoding: str | None = None) -> 
         if shape == "classification" and "cluster" in Path(path).name.lower():
             shape = "clustering"  # text/label data is either; the file name decides, --format overrides
         if shape is None:
-            found = ", ".join(sorted(keys)) if isinstance(first, dict) else f"a {type(first).__name__}"
+            found = f"fields {', '.join(sorted(keys))}" if isinstance(first, dict) else kind(first)
             raise UserError(f"{path}:{line}: cannot tell the record shape from {found}; expected {SHAPE_HELP} "
                             "(or pass --format)")
     if shape == "squad" and key is None:

@@ -46,13 +46,14 @@ def detect_encoding(sample: bytes, path: str = "<input>") -> str:
         return "utf-8"
     # Mostly valid UTF-8 with a few broken bytes is a damaged UTF-8 file, not GB18030: keep UTF-8 so the
     # broken line is reported. GB18030 Chinese read as UTF-8 is almost all errors.
-    text = sample.decode("utf-8", errors="replace")
-    bad = text.count("\ufffd")
-    good = sum(1 for ch in text if ord(ch) > 127) - bad
-    if good >= 4 * bad:
+    utf8_bad = sample.decode("utf-8", errors="replace").count("\ufffd")
+    non_ascii = sum(1 for byte in sample if byte > 127)
+    if utf8_bad <= non_ascii // 100:
         return "utf-8"
     if _decodes(sample, "gb18030"):
         return "gb18030"
+    if sample.decode("gb18030", errors="replace").count("\ufffd") * 10 < utf8_bad:
+        return "gb18030"  # GB18030 with a broken byte: keep it so that line is reported
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample).best()

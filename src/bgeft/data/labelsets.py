@@ -20,6 +20,7 @@ from ..errors import UserError
 from .detect import Detected
 from .io import open_text
 from .readers import iter_records, number
+from .schema import kind
 from .shapes import Options, Stats
 
 POOL_SIZE = 10000        # sentences kept (reservoir sample) as STS negatives
@@ -37,7 +38,7 @@ def _records(det: Detected, fields: tuple[str, ...]) -> Iterator[tuple[str, list
         for line, rec in iter_records(src, det.container, det.key):
             where = f"{det.path}:{line}"
             if not isinstance(rec, dict):
-                raise UserError(f"{where}: expected an object with {', '.join(fields)}")
+                raise UserError(f"{where}: expected an object with {', '.join(fields)}, found {kind(rec)}")
             values = []
             for key in fields:
                 value = rec.get(key)
@@ -49,7 +50,7 @@ def _records(det: Detected, fields: tuple[str, ...]) -> Iterator[tuple[str, list
                         raise UserError(f"{where}: score: missing")
                 elif not isinstance(value, str) or not value.strip():
                     problem = "missing" if key not in rec else "empty" if isinstance(value, str) else \
-                        f"expected a string, found {type(value).__name__}"
+                        f"expected a string, found {kind(value)}"
                     raise UserError(f"{where}: {key}: {problem}")
                 else:
                     value = value.strip()
@@ -117,18 +118,22 @@ def clustering(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str
     if len(pools) < 2:
         raise UserError(f"{det.path}: clustering needs at least two labels, found {list(pools)}")
     labels = list(pools)
+    total = sum(len(pool) for pool in pools.values())
     for where, (text, label) in _records(det, ("text", "label")):
         same = [t for t in pools[label] if t != text]
         if not same:
             stats.skipped["clustering text whose label has no other text"] += 1
             continue
-        neg: list[str] = []
-        for _ in range(opts.negatives * 4):
-            if len(neg) >= opts.negatives:
-                break
-            other = rng.choice(labels)
-            if other != label:
+        if total <= 4096:  # small pools: draw from every other label's texts directly
+            others = [t for other in labels if other != label for t in pools[other]]
+            neg = rng.sample(others, min(opts.negatives, len(others)))
+        else:
+            neg = []
+            for _ in range(opts.negatives * 20):
+                if len(neg) >= opts.negatives:
+                    break
+                other = rng.choice(labels)
                 candidate = rng.choice(pools[other])
-                if candidate not in neg:
+                if other != label and candidate not in neg:
                     neg.append(candidate)
         yield where, _finish({"query": text, "pos": [rng.choice(same)], "neg": neg}, "clustering", opts)

@@ -55,7 +55,8 @@ def iter_table(src: TextSource, delimiter: str) -> Iterator[tuple[int, dict]]:
         if header is None:
             header = [c.strip().lstrip("\ufeff") for c in cells]
             if len(set(header)) != len(header) or not all(header):
-                raise UserError(f"{src.path}:{start}: header row has empty or repeated column names: {header}")
+                raise UserError(f"{src.path}:{start}: header row has empty or repeated column names "
+                                f"({', '.join(header)}); give every column its own name")
             continue
         if len(cells) != len(header):
             raise UserError(f"{src.path}:{start}: expected {len(header)} columns ({', '.join(header)}), "

@@ -16,13 +16,13 @@ STRING_KEYS = ("prompt", "type")
 def row_problems(row: object, *, kd_required: bool = False, allow_empty_neg: bool = False) -> list[tuple[str, str]]:
     """``(key, problem)`` pairs for one parsed JSON value; an empty list means the row is usable."""
     if not isinstance(row, dict):
-        return [("row", f"expected a JSON object, found {_kind(row)}")]
+        return [("row", f"expected a JSON object, found {kind(row)}")]
     problems: list[tuple[str, str]] = []
     query = row.get("query")
     if "query" not in row:
         problems.append(("query", "missing"))
     elif not isinstance(query, str):
-        problems.append(("query", f"expected a string, found {_kind(query)}"))
+        problems.append(("query", f"expected a string, found {kind(query)}"))
     elif not query.strip():
         problems.append(("query", "empty string"))
 
@@ -38,7 +38,7 @@ def row_problems(row: object, *, kd_required: bool = False, allow_empty_neg: boo
 
     for key in STRING_KEYS:
         if key in row and not isinstance(row[key], str):
-            problems.append((key, f"expected a string, found {_kind(row[key])}"))
+            problems.append((key, f"expected a string, found {kind(row[key])}"))
     if "batch_size" in row and (isinstance(row["batch_size"], bool) or not isinstance(row["batch_size"], int)
                                 or row["batch_size"] < 1):
         problems.append(("batch_size", f"expected a positive integer, found {row['batch_size']!r}"))
@@ -57,13 +57,13 @@ def _text_list_problems(row: dict, key: str, allow_empty: bool) -> list[tuple[st
         return [(key, "missing" + (" (use [] and run bgeft data mine)" if key == "neg" else ""))]
     value = row[key]
     if not isinstance(value, list):
-        return [(key, f"expected a list of strings, found {_kind(value)}")]
+        return [(key, f"expected a list of strings, found {kind(value)}")]
     if not value and not allow_empty:
         fix = "; run bgeft data mine to add hard negatives" if key == "neg" else ""
         return [(key, f"empty list{fix}")]
     for i, text in enumerate(value):
         if not isinstance(text, str):
-            return [(f"{key}[{i}]", f"expected a string, found {_kind(text)}")]
+            return [(f"{key}[{i}]", f"expected a string, found {kind(text)}")]
         if not text.strip():
             return [(f"{key}[{i}]", "empty string")]
     return []
@@ -72,10 +72,10 @@ def _text_list_problems(row: dict, key: str, allow_empty: bool) -> list[tuple[st
 def _score_problems(row: dict, text_key: str, score_key: str) -> list[tuple[str, str]]:
     scores = row[score_key]
     if not isinstance(scores, list):
-        return [(score_key, f"expected a list of numbers, found {_kind(scores)}")]
+        return [(score_key, f"expected a list of numbers, found {kind(scores)}")]
     for i, score in enumerate(scores):
         if isinstance(score, bool) or not isinstance(score, (int, float)):
-            return [(f"{score_key}[{i}]", f"expected a number, found {_kind(score)}")]
+            return [(f"{score_key}[{i}]", f"expected a number, found {kind(score)}")]
         if not math.isfinite(score):
             return [(f"{score_key}[{i}]", f"non-finite score {score}")]
     texts = row.get(text_key)
@@ -84,7 +84,7 @@ def _score_problems(row: dict, text_key: str, score_key: str) -> list[tuple[str,
     return []
 
 
-def _kind(value: object) -> str:
+def kind(value: object) -> str:
     if value is None:
         return "null"
     return {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "a list",

@@ -16,6 +16,7 @@ from typing import Iterator
 from ..errors import UserError
 from .detect import Detected
 from .io import open_text
+from .schema import kind
 from .readers import cell_list, iter_msmarco, iter_records, iter_trec_topics, number
 
 
@@ -48,7 +49,7 @@ def training(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, 
         for line, rec in iter_records(src, det.container, det.key):
             where = f"{det.path}:{line}"
             if not isinstance(rec, dict):
-                raise UserError(f"{where}: expected a JSON object, found {type(rec).__name__}")
+                raise UserError(f"{where}: expected a JSON object, found {kind(rec)}")
             stats.dropped_fields.update(k for k in rec if k not in known)
             row = {}
             if "query" in rec:
@@ -81,9 +82,11 @@ def dureader(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, 
                 if not isinstance(doc, dict):
                     raise UserError(f"{where}: {key}: expected an object")
                 flag = doc.get("is_relevant", doc.get("is_selected"))
+                if flag is None:
+                    raise UserError(f"{where}: {key}: is_relevant (or DuReader 2.0's is_selected) missing; "
+                                    "mark each document true or false")
                 if not isinstance(flag, (bool, int)):
-                    raise UserError(f"{where}: {key}: is_relevant (or is_selected) must be true/false, "
-                                    f"found {flag!r}")
+                    raise UserError(f"{where}: {key}: is_relevant must be true/false, found {kind(flag)}")
                 paras = doc.get("paragraphs")
                 if not isinstance(paras, list) or not all(isinstance(p, str) for p in paras):
                     raise UserError(f"{where}: {key}.paragraphs: expected a list of strings")

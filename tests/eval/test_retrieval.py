@@ -1,0 +1,124 @@
+"""Every scoring mode on the tiny M3 model gives valid rankings; encodings are cached and reused."""
+import json
+
+import numpy as np
+import pytest
+
+from bgeft.errors import UserError
+from bgeft.eval.datasets import load_eval_data
+from bgeft.eval.encoding import Encoder
+from bgeft.eval.report import RETRIEVER_SECTIONS
+from bgeft.eval.retrieval import evaluate_retriever
+from bgeft.eval.search import colbert_scores, sparse_scores
+
+
+@pytest.fixture(scope="module")
+def result(m3_tiny, beir_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ret")
+    return evaluate_retriever(m3_tiny, beir_dir, ks=(1, 3, 10), out_dir=out / "out", cache_dir=out / "cache",
+                              device="cpu", progress=False), out
+
+
+def test_all_modes_give_valid_rankings(result, beir_dir):
+    res, _ = result
+    data = load_eval_data(beir_dir)
+    assert res["settings"]["modes"] == ["dense", "sparse", "colbert", "hybrid"]
+    for mode, run in res["_runs"].items():
+        assert set(run) == {"q1", "q2", "q3"}  # q4 has no relevant doc: skipped
+        for ranked in run.values():
+            ids = [d for d, _ in ranked]
+            scores = [s for _, s in ranked]
+            assert len(ids) == len(set(ids)) and set(ids) <= set(data.corpus)
+            assert scores == sorted(scores, reverse=True) and all(np.isfinite(scores))
+            if mode != "sparse":
+                assert len(ids) == 6  # dense candidates cover the 6-doc corpus
+        metrics = res["results"][mode]["metrics"]
+        assert 0 < metrics["ndcg@10"] <= 1
+        if mode != "sparse":  # the whole 6-doc corpus is ranked
+            assert metrics["recall@10"] == 1.0
+    assert res["data"]["skipped_queries"] == ["q4"]
+
+
+@pytest.mark.parametrize("weights,mode", [((1, 0, 0), "dense"), ((0, 0, 1), "colbert")])
+def test_hybrid_with_one_weight_equals_that_mode(m3_tiny, beir_dir, result, weights, mode):
+    res, out = result
+    one = evaluate_retriever(m3_tiny, beir_dir, modes=[mode, "hybrid"], weights=weights, ks=(10,),
+                             cache_dir=out / "cache", device="cpu", progress=False)
+    for q, ranked in one["_runs"]["hybrid"].items():
+        # same documents with the same scores (the random tiny model's scores tie at float precision,
+        # so the order of near-equal scores is not compared)
+        assert dict(ranked) == pytest.approx(dict(one["_runs"][mode][q]), abs=1e-5)
+
+
+def test_colbert_and_sparse_scores_match_flagembedding(m3_tiny, beir_dir):
+    data = load_eval_data(beir_dir)
+    enc = Encoder(m3_tiny, devices=["cpu"])
+    docs = enc.encode_corpus(data.doc_texts(), {"dense", "sparse", "colbert"})
+    qs = enc.encode_queries([data.queries["q1"]], {"dense", "sparse", "colbert"})
+    raw_q = enc.model.encode_queries([data.queries["q1"]], return_sparse=True, return_colbert_vecs=True)
+    raw_d = enc.model.encode_corpus(data.doc_texts(), return_sparse=True, return_colbert_vecs=True)
+    cand = np.arange(6)
+    ours_c = colbert_scores(docs, qs.colbert_of(0), cand)
+    ours_s = sparse_scores(docs, qs.sparse[0], cand)
+    for i in cand:
+        assert ours_c[i] == pytest.approx(float(enc.model.colbert_score(raw_q["colbert_vecs"][0], raw_d["colbert_vecs"][i])), abs=1e-5)
+        assert ours_s[i] == pytest.approx(enc.model.compute_lexical_matching_score(raw_q["lexical_weights"][0],
+                                                                                   raw_d["lexical_weights"][i]), abs=1e-5)
+
+
+def test_second_run_reuses_the_corpus_encodings(m3_tiny, beir_dir, result, monkeypatch):
+    from FlagEmbedding import BGEM3FlagModel
+
+    res, out = result
+    assert res["cache"]["hit"] is False
+    calls = []
+    original = BGEM3FlagModel.encode_corpus
+
+    def counting(self, *a, **kw):
+        calls.append(len(a[0]))
+        return original(self, *a, **kw)
+
+    monkeypatch.setattr(BGEM3FlagModel, "encode_corpus", counting)
+    again = evaluate_retriever(m3_tiny, beir_dir, ks=(1, 3, 10), cache_dir=out / "cache", device="cpu", progress=False)
+    assert again["cache"]["hit"] is True and calls == []
+    for mode in again["results"]:
+        assert again["results"][mode]["metrics"] == res["results"][mode]["metrics"]
+    fresh = evaluate_retriever(m3_tiny, beir_dir, ks=(10,), cache_dir=out / "cache2", device="cpu", progress=False)
+    assert fresh["cache"]["hit"] is False and calls == [6]
+
+
+def test_outputs_written(result):
+    res, out = result
+    d = out / "out"
+    saved = json.loads((d / "metrics.json").read_text())
+    assert saved["results"]["hybrid"]["per_query"]["q1"]["ndcg@10"] == res["results"]["hybrid"]["per_query"]["q1"]["ndcg@10"]
+    assert "_runs" not in saved and (d / "curves.png").stat().st_size > 1000
+    report = (d / "report.md").read_text()
+    assert all(s in report for s in RETRIEVER_SECTIONS)
+    run = json.loads((d / "runs" / "hybrid.json").read_text())
+    assert list(run["q1"]) == [doc for doc, _ in res["_runs"]["hybrid"]["q1"]]
+
+
+def test_plain_model_is_dense_only(demo_model, beir_dir, tmp_path):
+    res = evaluate_retriever(demo_model, beir_dir, ks=(10,), cache_dir=tmp_path, device="cpu", progress=False)
+    assert res["model"]["class"] == "FlagModel" and list(res["results"]) == ["dense"]
+    with pytest.raises(UserError, match=r"sparse, hybrid scoring needs BGE-M3's sparse and ColBERT heads \(colbert_linear\.pt "
+                                        r"and sparse_linear\.pt are not in the model directory\), so this model supports "
+                                        r"only dense mode; pass --modes dense"):
+        evaluate_retriever(demo_model, beir_dir, modes="dense,sparse,hybrid", cache_dir=tmp_path, device="cpu")
+
+
+def test_bad_options(m3_tiny, beir_dir):
+    with pytest.raises(UserError, match=r"--modes: unknown mode\(s\) splade; choose from dense, sparse, colbert, hybrid"):
+        evaluate_retriever(m3_tiny, beir_dir, modes="dense,splade", cache_dir=False, device="cpu")
+    with pytest.raises(UserError, match=r"--weights \[0.5, 0.5\]: expected three non-negative numbers"):
+        evaluate_retriever(m3_tiny, beir_dir, weights="0.5,0.5", cache_dir=False, device="cpu")
+
+
+def test_cli_smoke_on_example_data(run_cli, m3_tiny, example_data, tmp_path):
+    if not (example_data / "eval" / "qrels" / "test.tsv").is_file():
+        pytest.skip("example_data/eval not present")
+    code, out, err = run_cli("eval", "retriever", "--model", m3_tiny, "--data", example_data / "eval", "--device", "cpu",
+                             "--out", tmp_path / "o", "--cache-dir", tmp_path / "c", "--no-progress", "--k", "1,10")
+    assert code == 0, err
+    assert "| hybrid |" in out and (tmp_path / "o" / "report.md").is_file()

@@ -1,0 +1,179 @@
+"""bgeft data validate and check_training_data: the rows FlagEmbedding would crash on are errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bgeft.data.validate import check_training_data
+from bgeft.errors import UserError
+
+GOOD = {"query": "渡口在哪里？", "pos": ["渡口在镇子东头。"], "neg": ["桥在西边。", "学校在山上。"]}
+
+
+def write_rows(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n"
+                            for r in rows), encoding="utf-8")
+    return path
+
+
+def test_clean_file_is_ok(tmp_path):
+    src = write_rows(tmp_path / "train.jsonl", [GOOD, {**GOOD, "query": "桥在哪里？"}])
+    report = check_training_data([src])
+    assert report.ok and report.errors == [] and report.warnings == [] and report.rows_checked == 2
+    assert report.format() == "checked 2 rows in 1 file(s): 0 error(s), 0 warning(s)"
+
+
+def test_every_row_problem_is_reported_with_file_line_and_key(tmp_path):
+    src = write_rows(tmp_path / "train.jsonl", [
+        GOOD,
+        {**GOOD, "pos": []},
+        GOOD,
+        {**GOOD, "query": "q2", "neg": []},
+        {**GOOD, "query": "q3", "pos_scores": [float("nan")], "neg_scores": [1.0]},
+        {**GOOD, "query": "渡口在镇子东头。"},
+        '{"query": "cut", "pos": ["p"',
+        {"query": "q4", "pos": "p", "neg": ["n"]},
+    ])
+    report = check_training_data([src])
+    assert not report.ok
+    assert report.errors == [
+        f"{src}:2: pos: empty list",
+        f"{src}:3: row: duplicate of {src}:1",
+        f"{src}:4: neg: empty list; run bgeft data mine to add hard negatives",
+        f"{src}:5: pos_scores[0]: non-finite score nan",
+        f"{src}:5: neg_scores: 1 scores for 2 neg passages",
+        f"{src}:6: pos[0]: identical to the query (teaches nothing)",
+        f"{src}:7: invalid JSON (Expecting ',' delimiter at column 29) (truncated line?); fix or delete this line",
+        f"{src}:8: pos: expected a list of strings, found a string",
+    ]
+    assert report.rows_checked == 8 and report.rows_dropped == 7
+
+
+def test_knowledge_distillation_requires_scores(tmp_path):
+    src = write_rows(tmp_path / "train.jsonl", [GOOD, {**GOOD, "query": "q", "pos_scores": [3.0],
+                                                       "neg_scores": [1.0, -2]}])
+    report = check_training_data([src], kd_required=True)
+    assert report.errors == [
+        f"{src}:1: pos_scores: missing (knowledge_distillation needs teacher scores on every row; run bgeft data score)",
+        f"{src}:1: neg_scores: missing (knowledge_distillation needs teacher scores on every row; run bgeft data score)",
+    ]
+    assert check_training_data([src]).ok  # without distillation FlagEmbedding drops the score columns
+
+
+def test_prompt_on_some_rows_only_is_an_error(tmp_path):
+    src = write_rows(tmp_path / "train.jsonl", [GOOD, {**GOOD, "query": "q", "prompt": "Find it."}, {**GOOD, "query": "r"}])
+    assert check_training_data([src]).errors == [
+        f"{src}:1: prompt: missing on 2 of 3 rows but set on the others (FlagEmbedding would use None as their "
+        "prompt); set it on every row or none"]
+
+
+def test_directories_are_read_like_flagembedding(tmp_path):
+    data = tmp_path / "retrieval"
+    (data / "nested").mkdir(parents=True)
+    write_rows(data / "a.jsonl", [GOOD])
+    (data / "b.json").write_text(json.dumps([{**GOOD, "query": "q2"}], ensure_ascii=False, indent=1), encoding="utf-8")
+    write_rows(data / "notes.txt", ["not read"])
+    write_rows(data / "nested" / "c.jsonl", [GOOD])
+    other = write_rows(tmp_path / "extra.tsv", ["not read"])
+    report = check_training_data([data, other, tmp_path / "missing.jsonl"])
+    assert report.files == [str(data / "a.jsonl"), str(data / "b.json")]
+    assert report.rows_checked == 2
+    assert report.errors == [f"{tmp_path / 'missing.jsonl'}: no such file"]
+    assert report.warnings == [
+        f"{data / 'nested'}: subdirectory ignored (FlagEmbedding reads only files directly inside {data}); "
+        "list it in train_data to train on it",
+        f"{other}: skipped (FlagEmbedding reads only .json/.jsonl files); rename it or run bgeft data convert",
+    ]
+
+
+def test_empty_and_non_utf8_files(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    gbk = tmp_path / "gbk.jsonl"
+    gbk.write_bytes((json.dumps(GOOD, ensure_ascii=False) + "\n").encode("gbk"))
+    report = check_training_data([empty, gbk])
+    assert report.errors == [
+        f"{empty}: no rows (the datasets library cannot load an empty file; delete it)",
+        f"{gbk}: encoded as GB18030; FlagEmbedding reads UTF-8 only (bgeft data validate --fix OUT or bgeft data "
+        "convert rewrite it as UTF-8)",
+    ]
+
+
+def test_short_negative_lists_are_a_warning(tmp_path):
+    src = write_rows(tmp_path / "train.jsonl", [GOOD, {**GOOD, "query": "q", "neg": ["n"] * 7}])
+    report = check_training_data([src], train_group_size=8)
+    assert report.ok
+    assert report.warnings == ["1 row(s) have fewer than train_group_size-1 = 7 negatives; FlagEmbedding "
+                               "repeats negatives to fill the group"]
+
+
+def test_token_budget_uses_the_tokenizer(tmp_path, tiny_xlmr):
+    long_text = "渡口在镇子东头" * 20
+    src = write_rows(tmp_path / "train.jsonl", [{**GOOD, "neg": ["桥在西边。", long_text]}])
+    report = check_training_data([src], tokenizer=tiny_xlmr, max_tokens=64)
+    assert report.ok
+    assert len(report.warnings) == 1
+    assert report.warnings[0].startswith(f"{src}:1: neg[1]: ")
+    assert report.warnings[0].endswith(" tokens > 64; FlagEmbedding truncates it (split long passages with "
+                                       "bgeft data split-book)")
+
+
+def test_cli_strict_and_fix(tmp_path, run_cli):
+    src = write_rows(tmp_path / "train.jsonl", [GOOD, {**GOOD, "pos": []}, GOOD, {**GOOD, "query": "q2"}])
+    code, out, _ = run_cli("data", "validate", str(src))
+    assert code == 0
+    assert f"error: {src}:2: pos: empty list" in out
+    assert out.endswith("checked 4 rows in 1 file(s): 2 error(s), 0 warning(s)\n")
+    code, _, _ = run_cli("data", "validate", str(src), "--strict")
+    assert code == 1
+    fixed = tmp_path / "fixed.jsonl"
+    code, out, _ = run_cli("data", "validate", str(src), "--fix", str(fixed))
+    assert code == 0
+    assert f"wrote 2 valid row(s) to {fixed}; dropped 2 (1 pos: empty list; 1 row: duplicate)" in out
+    assert [json.loads(line) for line in fixed.read_text(encoding="utf-8").splitlines()] == [GOOD, {**GOOD, "query": "q2"}]
+    code, out, _ = run_cli("data", "validate", str(fixed), "--strict")
+    assert code == 0
+
+
+def test_fix_needs_one_input_file(tmp_path):
+    a = write_rows(tmp_path / "a.jsonl", [GOOD])
+    b = write_rows(tmp_path / "b.jsonl", [GOOD])
+    with pytest.raises(UserError, match=r"--fix writes one file: give exactly one input file \(found 2\)"):
+        check_training_data([a, b], fix_out=tmp_path / "out.jsonl")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
+def test_format_limits_messages():
+    from bgeft.data.validate import ValidationReport
+
+    report = ValidationReport()
+    for i in range(5):
+        report.error(f"f.jsonl:{i + 1}: pos: empty list")
+    report.rows_checked = 5
+    assert report.format(limit=2).splitlines() == [
+        "error: f.jsonl:1: pos: empty list", "error: f.jsonl:2: pos: empty list", "... and 3 more errors",
+        "checked 5 rows in 0 file(s): 5 error(s), 0 warning(s)"]
+
+
+def test_verdict_matches_flagembedding(tmp_path, tiny_xlmr):
+    """What validate accepts, FlagEmbedding's dataset reads; the empty neg list it rejects crashes it."""
+    from FlagEmbedding.abc.finetune.embedder import AbsEmbedderDataArguments, AbsEmbedderTrainDataset
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny_xlmr))
+    (tmp_path / "good").mkdir()
+    (tmp_path / "bad").mkdir()
+    good = write_rows(tmp_path / "good" / "train.jsonl", [GOOD])
+    bad = write_rows(tmp_path / "bad" / "train.jsonl", [{**GOOD, "neg": []}])
+
+    def dataset(path):
+        args = AbsEmbedderDataArguments(train_data=[str(path)], train_group_size=4, cache_path=str(tmp_path / "cache"))
+        return AbsEmbedderTrainDataset(args, tokenizer)
+
+    assert check_training_data([good]).ok
+    query, passages, _ = dataset(good)[0]
+    assert query == GOOD["query"] and len(passages) == 4
+    assert check_training_data([bad]).errors == [f"{bad}:1: neg: empty list; run bgeft data mine to add hard negatives"]
+    with pytest.raises(ZeroDivisionError):
+        dataset(bad)[0]

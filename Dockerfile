@@ -79,5 +79,9 @@ RUN python scripts/verify_image.py requirements/cuda.txt \
 
 USER ${BGEFT_UID}:${BGEFT_GID}
 
+# A training run is a batch process, not a service: liveness is the process itself (and the
+# Kubernetes Job / docker run exit code), so the image declares no health probe.
+HEALTHCHECK NONE
+
 ENTRYPOINT ["/workspace/scripts/entrypoint.sh"]
 CMD ["bgeft", "--help"]

@@ -10,33 +10,46 @@ from pathlib import Path
 from ..errors import UserError
 
 
-def _data_cli(argv: list[str]) -> None:
-    from ..data.cli import main as data_main
-
-    code = data_main([str(a) for a in argv])
-    if code:
-        raise UserError(f"bgeft data {argv[0]} exited with code {code}")
-
-
 def run_mine(ctx, stage, resume: bool) -> dict:
+    from ..data.mine import mine_negatives
+
     sec = ctx.spec.data["mine"]
     split_dir = Path(ctx.path(stage, "split"))
     out = stage.dir / "train.jsonl"
-    argv = ["mine", split_dir / "train.jsonl", "-o", out, "--model", ctx.path(stage, "retriever"),
-            "--corpus", split_dir / "train_corpus.jsonl", "--range", sec["range"],
-            "--negatives", sec["negatives"], "--margin", sec["margin"], "--batch-size", sec["batch_size"],
-            "--query-max-len", sec["query_max_len"], "--passage-max-len", sec["passage_max_len"]]
-    if sec["bm25"]:
-        argv.append("--bm25")
-    _data_cli(argv)
+    lo, hi = (int(x) for x in sec["range"].split("-"))
+    summary = mine_negatives(split_dir / "train.jsonl", out, model=ctx.path(stage, "retriever"),
+                             corpus=split_dir / "train_corpus.jsonl", range_=(lo, hi), negatives=sec["negatives"],
+                             margin=sec["margin"], bm25=sec["bm25"], batch_size=sec["batch_size"],
+                             query_max_length=sec["query_max_len"], passage_max_length=sec["passage_max_len"],
+                             seed=sec["seed"])
+    for line in summary.lines():
+        ctx.log(line)
+    _drop_rows_without_negatives(ctx, out)
     return _row_stats(out)
 
 
+def _drop_rows_without_negatives(ctx, path: Path) -> None:
+    """FlagEmbedding cannot train on a row without negatives (a tiny pool or a strict margin filter)."""
+    from ..data.records import write_jsonl
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    kept = [row for row in rows if row.get("neg")]
+    if not kept:
+        raise UserError(f"{path}: no row got any negative; widen mine.range, lower mine.margin or use a bigger corpus")
+    if len(kept) < len(rows):
+        write_jsonl(path, kept)
+        ctx.log(f"dropped {len(rows) - len(kept)} row(s) without negatives (they cannot train)")
+
+
 def run_score(ctx, stage, resume: bool) -> dict:
+    from ..data.score import score_file
+
     sec = ctx.spec.data["score"]
     out = stage.dir / "train.jsonl"
-    _data_cli(["score", ctx.path(stage, "data"), "-o", out, "--reranker", ctx.path(stage, "reranker"),
-               "--batch-size", sec["batch_size"], "--max-length", sec["max_length"]])
+    summary = score_file(ctx.path(stage, "data"), out, reranker=ctx.path(stage, "reranker"),
+                         batch_size=sec["batch_size"], max_length=sec["max_length"])
+    for line in summary.lines():
+        ctx.log(line)
     return _row_stats(out)
 
 

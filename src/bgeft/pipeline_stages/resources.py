@@ -8,12 +8,13 @@ from pathlib import Path
 from ..errors import UserError
 
 DEMO = "demo"
+DEMO_ALIASES = (DEMO, "bgeft:demo-model")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
 def resolve_model(value: str, base_dir: Path) -> str:
     """``demo`` stays ``demo``; a local directory becomes absolute; ``org/name`` is a hub id."""
-    if value == DEMO:
+    if value in DEMO_ALIASES:
         return DEMO
     local = (base_dir / Path(value).expanduser()).resolve()
     if local.is_dir():
@@ -44,10 +45,10 @@ def resolve_recipe(value: str, base_dir: Path) -> Path:
     raise UserError(f"no recipe named {value!r}{hint}; bgeft ls lists the shipped ones, or give a path to a .yaml")
 
 
-def materialise_model(value: str, work_dir: Path) -> str:
-    """The path (or hub id) a stage loads; builds the embedded model under work_dir once."""
+def materialise_model(value: str) -> str:
+    """The path (or hub id) a stage loads; the embedded model is built once into bgeft's cache."""
     if value != DEMO:
         return value
-    from ..demo_model import build_demo_model
+    from ..demo_model import build_demo_model, default_demo_dir
 
-    return str(build_demo_model(work_dir / "models" / "demo-minilm"))
+    return str(build_demo_model(default_demo_dir()))

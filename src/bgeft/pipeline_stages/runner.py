@@ -34,7 +34,7 @@ class Context:
         kind, value = stage.refs[role]
         if kind == "stage":
             return str(self.by_name[value].output)
-        return materialise_model(value, self.spec.work_dir)
+        return materialise_model(value)
 
     def has(self, stage: Stage, role: str) -> bool:
         return role in stage.refs
@@ -49,13 +49,15 @@ class Runner:
         self.out = out or sys.stdout
         self.cache = HashCache(spec.work_dir / ".hash_cache.json" if spec.work_dir.is_dir() else None)
         self.ctx = Context(spec, stages, self.out)
+        self.order = {st.name: i for i, st in enumerate(stages)}
 
     def _inputs(self, stage: Stage, pending: set[str]) -> tuple[dict[str, str] | None, str]:
         inputs: dict[str, str] = {}
+        waiting = [v for k, v in stage.refs.values() if k == "stage" and v in pending]
+        if waiting:  # name the nearest upstream stage that will run
+            return None, f"after {max(waiting, key=self.order.get)} re-runs"
         for role, (kind, value) in sorted(stage.refs.items()):
             if kind == "stage":
-                if value in pending:
-                    return None, f"after {value} re-runs"
                 manifest = read_manifest(self.ctx.by_name[value].dir) or {}
                 inputs[role] = manifest.get("output_sha256", "missing")
             else:

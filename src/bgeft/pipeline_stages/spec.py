@@ -6,6 +6,7 @@ caused it) and the fix, before any stage runs.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
                "max_tokens": (_INT, 256), "overlap": (_INT, 0)},
     "queries": {"file": (_STR, None), "generate": (_MAP, None)},
     "split": {"dev": (_NUM, 0.2), "test": (_NUM, 0.2), "seed": (_INT, 0)},
-    "mine": {"range": (_STR, "2-50"), "negatives": (_INT, 7), "margin": (_NUM, 0.05), "bm25": (_BOOL, False),
+    "mine": {"range": (_STR, "2-50"), "negatives": (_INT, 7), "margin": (_NUM, 0.05), "bm25": (_INT, 0), "seed": (_INT, 42),
              "batch_size": (_INT, 32), "query_max_len": (_INT, 64), "passage_max_len": (_INT, 512)},
     "score": {"reranker": (_STR, "previous"), "batch_size": (_INT, 32), "max_length": (_INT, 512)},
     "train_embedder": {"recipe": (_STR, None), "model": (_MAP, {}), "data": (_MAP, {}), "training": (_MAP, {})},
@@ -37,6 +38,7 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "report": {"select": (_STR, "retriever.hybrid.ndcg@10")},
 }
 REQUIRED = {"base": ("retriever",), "train_embedder": ("recipe",), "train_reranker": ("recipe",)}
+_EXP_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 OPTIONAL_STAGES = ("score", "train_reranker")  # leave the section out to skip the stage
 
 
@@ -134,6 +136,8 @@ def apply_overrides(data: dict, where: dict, overrides: list[str]) -> None:
             value = yaml.safe_load(raw) if raw.strip() else raw
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and _EXP_FLOAT.fullmatch(value):
+            value = float(value)  # YAML 1.1 reads 3e-5 (no dot) as a string
         node[parts[-1]] = value
         for i in range(1, len(parts) + 1):
             where.setdefault(parts[:i], f"override {item!r}")

@@ -112,6 +112,9 @@ def _generate(ctx, stage, out: Path) -> None:
     from ..data.querygen import generate_queries
 
     options = dict(ctx.spec.data["queries"]["generate"])
+    if "api_key" in options:
+        raise UserError(f"{ctx.spec.path}: queries.generate.api_key: never write the key into a file; export it "
+                        "and name the variable with api_key_env (default OPENAI_API_KEY)")
     accepted = inspect.signature(generate_queries).parameters
     unknown = [k for k in options if k not in accepted]
     if unknown:

@@ -1,0 +1,90 @@
+"""The ``eval`` stage: the baseline models and every round's models on the dev and test splits.
+
+Per split: the retriever in every mode (dense / sparse / colbert / hybrid, one corpus encoding cached
+under ``work_dir/.cache``), the two-stage pipeline (retrieve, then rerank) when the pipeline has a
+reranker, and, for rounds, a paired per-query comparison against the baseline (t-test, randomisation
+test, bootstrap CI, effect size, wins/ties/losses). ``summary.json`` holds what the report needs.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SPLITS = ("dev", "test")
+COMPARE_METRICS = ("ndcg@10", "recall@10", "mrr@10")
+
+
+def _metrics(result: dict) -> dict:
+    return {name: series["metrics"] for name, series in result["results"].items()}
+
+
+def _compare(baseline: Path, candidate: dict, out_dir: Path, ks: list[int]) -> list[dict]:
+    from ..eval.compare import compare_runs
+
+    k = 10 if 10 in ks else max(ks)
+    metrics = tuple(m.replace("@10", f"@{k}") for m in COMPARE_METRICS)
+    table = compare_runs(baseline, candidate, metrics=metrics, out_dir=out_dir, labels=("baseline", "round"))
+    return table["rows"]
+
+
+def _modes(model: str, wanted: list[str]) -> tuple[list[str], str]:
+    """The requested modes this model can score, and its pooling (a base sentence-transformers model
+    is scored the way it is meant to be used, e.g. mean pooling for all-MiniLM-L6-v2)."""
+    from ..data.search import detect_pooling
+    from ..eval.encoding import is_m3_model
+
+    if Path(model).is_dir() and not is_m3_model(model):
+        return [m for m in wanted if m == "dense"] or ["dense"], detect_pooling(model)
+    return list(wanted), "cls"
+
+
+def run_eval(ctx, stage, resume: bool) -> dict:
+    from ..eval.retrieval import evaluate_retriever
+
+    sec = ctx.spec.data["eval"]
+    split_dir = Path(ctx.path(stage, "split"))
+    cache = ctx.spec.work_dir / ".cache" / "embeddings"
+    retriever = ctx.path(stage, "retriever")
+    reranker = ctx.path(stage, "reranker") if ctx.has(stage, "reranker") else None
+    baseline = Path(ctx.path(stage, "baseline")) if ctx.has(stage, "baseline") else None
+    modes, pooling = _modes(retriever, sec["modes"])
+    if modes != sec["modes"]:
+        ctx.log(f"{retriever} has no sparse/ColBERT heads (not an M3 model): scoring {', '.join(modes)} only")
+    summary: dict = {}
+    for split in SPLITS:
+        data = split_dir / split
+        if not data.is_dir():
+            continue
+        out = stage.dir / split
+        ctx.log(f"{split}: retriever {retriever}")
+        result = evaluate_retriever(retriever, data, modes=modes, ks=sec["k"], out_dir=out / "retriever",
+                                    pooling=pooling, cache_dir=cache, batch_size=sec["batch_size"],
+                                    passage_max_len=sec["max_length"], progress=False)
+        entry = {"retriever": _metrics(result), "n_queries": result["data"].get("n_queries")}
+        if reranker:
+            entry["pipeline"] = _two_stage(ctx, retriever, reranker, data, out / "pipeline", sec, cache, modes, pooling)
+        if baseline is not None:
+            entry["compare"] = {"retriever": _compare(baseline / split / "retriever", result,
+                                                      out / "compare-retriever", sec["k"])}
+            if reranker and (baseline / split / "pipeline" / "metrics.json").is_file():
+                entry["compare"]["pipeline"] = _compare(baseline / split / "pipeline",
+                                                        json.loads((out / "pipeline" / "metrics.json").read_text()),
+                                                        out / "compare-pipeline", sec["k"])
+        summary[split] = entry
+    (stage.dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
+                                            encoding="utf-8")
+    return {split: {"queries": e.get("n_queries")} for split, e in summary.items()}
+
+
+def _two_stage(ctx, retriever: str, reranker: str, data: Path, out: Path, sec: dict, cache: Path,
+               modes: list[str], pooling: str) -> dict:
+    from ..eval.rerank import evaluate_pipeline
+
+    result = evaluate_pipeline(retriever, reranker, data, retrieve_top=sec["retrieve_top"],
+                               rerank_top=sec["rerank_top"], mode="hybrid" if "hybrid" in modes else modes[0],
+                               ks=sec["k"], out_dir=out, cache_dir=cache, batch_size=sec["batch_size"],
+                               max_length=sec["max_length"], progress=False,
+                               retriever_kwargs={"pooling": pooling, "passage_max_len": sec["max_length"]})
+    if result.get("warning"):
+        ctx.log(f"note: {result['warning']}")
+    return _metrics(result)

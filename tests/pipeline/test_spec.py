@@ -1,0 +1,130 @@
+"""The pipeline file: every mistake is reported with file:line before any stage runs."""
+from __future__ import annotations
+
+import pytest
+
+from bgeft.errors import UserError
+from bgeft.pipeline_stages.graph import build_stages
+from bgeft.pipeline_stages.spec import load_spec
+
+from .helpers import tiny_pipeline
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    d = tmp_path / "model"
+    d.mkdir()
+    return d
+
+
+def _line_of(path, text: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+def test_valid_pipeline_expands_into_numbered_stages_with_rounds(tmp_path, model_dir):
+    spec = load_spec(tiny_pipeline(tmp_path, model_dir))
+    names = [st.dir.name for st in build_stages(spec)]
+    assert names == ["01-corpus", "02-queries", "03-split", "04-eval-base",
+                     "05-mine-r1", "06-score-r1", "07-train_embedder-r1", "08-train_reranker-r1", "09-eval-r1",
+                     "10-mine-r2", "11-score-r2", "12-train_embedder-r2", "13-train_reranker-r2", "14-eval-r2",
+                     "15-report"]
+    assert spec.work_dir == (tmp_path / "work").resolve()
+    stages = {st.name: st for st in build_stages(spec)}
+    # round 2 re-mines with round 1's retriever, scores with round 1's reranker, trains from round 1's weights
+    assert stages["mine-r2"].refs["retriever"] == ("stage", "train_embedder-r1")
+    assert stages["score-r2"].refs["reranker"] == ("stage", "train_reranker-r1")
+    assert stages["train_embedder-r2"].refs["init"] == ("stage", "train_embedder-r1")
+    assert stages["train_reranker-r2"].refs["init"] == ("stage", "train_reranker-r1")
+    assert stages["mine-r1"].refs["retriever"] == ("ext", str(model_dir))
+
+
+def test_bad_stage_name_fails_naming_the_line(tmp_path, model_dir, run_cli):
+    path = tiny_pipeline(tmp_path, model_dir, extra="minee:\n  negatives: 3\n")
+    code, out, err = run_cli("pipeline", "run", path)
+    assert code == 2
+    line = _line_of(path, "minee:")
+    assert f"{path}:{line}: unknown stage 'minee' (did you mean mine?)" in err
+    assert not (tmp_path / "work").exists()  # nothing ran
+
+
+def test_missing_recipe_fails_naming_the_line(tmp_path, model_dir, run_cli):
+    path = tiny_pipeline(tmp_path, model_dir)
+    path.write_text(path.read_text().replace("recipe: demo_cpu_m3", "recipe: demo_cpu_m4"))
+    code, out, err = run_cli("pipeline", "run", path)
+    assert code == 2
+    line = _line_of(path, "recipe: demo_cpu_m4")
+    assert (f"{path}:{line}: train_embedder.recipe: no recipe named 'demo_cpu_m4' (did you mean demo_cpu_m3?); "
+            "bgeft ls lists the shipped ones, or give a path to a .yaml") in err
+    assert not (tmp_path / "work").exists()
+
+
+def test_recipe_settings_are_validated_by_the_recipe_layer(tmp_path, model_dir):
+    path = tiny_pipeline(tmp_path, model_dir)
+    with pytest.raises(UserError, match=r"training.learnig_rate: unknown key \(did you mean learning_rate\?\)"):
+        load_spec(path, ["train_embedder.training.learnig_rate=1e-5"])
+
+
+def test_every_problem_is_reported_together(tmp_path, model_dir):
+    path = tiny_pipeline(tmp_path, model_dir)
+    text = path.read_text().replace("negatives: 2", "negatives: two").replace("by: paragraph", "by: chapter")
+    path.write_text(text)
+    with pytest.raises(UserError) as info:
+        load_spec(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: 2 problem(s):")
+    assert f"{path}:{_line_of(path, 'negatives: two')}: mine.negatives: must be an integer, got 'two'" in msg
+    assert f"{path}:{_line_of(path, 'by: chapter')}: corpus.by: one of sentence, paragraph, window; got 'chapter'" in msg
+
+
+def test_unknown_key_and_missing_files(tmp_path, model_dir):
+    path = tiny_pipeline(tmp_path, model_dir)
+    path.write_text(path.read_text().replace("  negatives: 2", "  negative: 2"))
+    with pytest.raises(UserError, match=r"mine.negative: unknown key \(did you mean negatives\?\)"):
+        load_spec(path)
+    with pytest.raises(UserError, match=r"override 'queries.file=nowhere.jsonl': queries.file: .*nowhere.jsonl: no such file"):
+        load_spec(tiny_pipeline(tmp_path, model_dir), ["queries.file=nowhere.jsonl"])
+    with pytest.raises(UserError, match=r"base.retriever: missing-model: no such model directory"):
+        load_spec(tiny_pipeline(tmp_path, model_dir), ["base.retriever=missing-model"])
+
+
+def test_overrides_set_and_delete(tmp_path, model_dir):
+    path = tiny_pipeline(tmp_path, model_dir)
+    spec = load_spec(path, ["rounds=3", "mine.negatives=4", "train_embedder.training.learning_rate=3e-5",
+                            "~score", "~train_reranker"])
+    assert spec.rounds == 3 and spec.data["mine"]["negatives"] == 4
+    assert spec.data["train_embedder"]["training"]["learning_rate"] == 3e-5
+    kinds = [st.kind for st in build_stages(spec)]
+    assert "score" not in kinds and "train_reranker" not in kinds and kinds.count("train_embedder") == 3
+    with pytest.raises(UserError, match=r"override 'rounds': expected section.key=value"):
+        load_spec(path, ["rounds"])
+    with pytest.raises(UserError, match=r"override 'rounds.x=1': rounds is not a section, so it has no keys"):
+        load_spec(path, ["rounds.x=1"])
+    with pytest.raises(UserError, match=r"rounds: must be an integer >= 1"):
+        load_spec(path, ["rounds=0"])
+
+
+def test_invalid_yaml_and_duplicate_keys_name_the_line(tmp_path, model_dir):
+    path = tiny_pipeline(tmp_path, model_dir)
+    path.write_text(path.read_text() + "rounds: 3\n")
+    with pytest.raises(UserError, match=rf"{path}:\d+: rounds: duplicate key"):
+        load_spec(path)
+    path.write_text("work_dir: [unclosed\n")
+    with pytest.raises(UserError, match=rf"{path}:2: invalid YAML"):
+        load_spec(path)
+
+
+def test_from_names_an_unknown_stage(tmp_path, model_dir, run_cli):
+    code, out, err = run_cli("pipeline", "run", tiny_pipeline(tmp_path, model_dir), "--from", "train")
+    assert code == 2
+    assert "--from train: no such stage in this pipeline; its stages are: corpus, queries, split" in err
+
+
+def test_shipped_pipelines_validate_and_open_with_their_command(repo_root):
+    files = sorted((repo_root / "pipelines").glob("*.yaml"))
+    assert {p.stem for p in files} >= {"demo_cpu", "book_retrieval"}
+    for path in files:
+        lines = path.read_text().splitlines()
+        assert lines[0].startswith("# ") and any(f"bgeft pipeline run pipelines/{path.name}" in ln for ln in lines[:4])
+        if path.stem == "demo_cpu":
+            spec = load_spec(path)
+            assert spec.rounds >= 2 and len(build_stages(spec)) == 15

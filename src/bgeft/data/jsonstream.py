@@ -7,6 +7,7 @@ in memory, so a multi-gigabyte array converts in bounded memory.
 from __future__ import annotations
 
 import json
+import re
 from typing import Iterator
 
 from ..errors import UserError
@@ -15,6 +16,7 @@ from .io import TextSource
 CHUNK_CHARS = 1 << 20
 MAX_ELEMENT_CHARS = 256 << 20
 _decoder = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
 
 
 def iter_jsonl(src: TextSource, on_error=None) -> Iterator[tuple[int, object]]:
@@ -48,13 +50,15 @@ def _line_error(src: TextSource, line: str) -> str:
 class _Buffer:
     def __init__(self, src: TextSource):
         self.src, self.text, self.pos, self.base_line, self.eof = src, "", 0, 1, False
+        self._mark, self._mark_line = 0, 1  # line number at text[_mark], advanced as positions grow
 
     def fill(self, want: int = CHUNK_CHARS) -> bool:
         if self.eof:
             return False
         if self.pos > len(self.text) // 2:  # drop what was consumed
-            self.base_line += self.text.count("\n", 0, self.pos)
+            self.base_line = self.line(self.pos)
             self.text, self.pos = self.text[self.pos:], 0
+            self._mark, self._mark_line = 0, self.base_line
         parts, size = [], 0
         while size < want:
             line = self.src.readline()
@@ -69,15 +73,19 @@ class _Buffer:
     def peek(self) -> str:
         """The next non-whitespace character ('' at end of file), without consuming it."""
         while True:
-            while self.pos < len(self.text) and self.text[self.pos] in " \t\r\n":
-                self.pos += 1
+            self.pos = _WHITESPACE.match(self.text, self.pos).end()
             if self.pos < len(self.text):
                 return self.text[self.pos]
             if not self.fill():
                 return ""
 
     def line(self, pos: int | None = None) -> int:
-        return self.base_line + self.text.count("\n", 0, self.pos if pos is None else pos)
+        pos = self.pos if pos is None else pos
+        if pos < self._mark:
+            return self.base_line + self.text.count("\n", 0, pos)
+        self._mark_line += self.text.count("\n", self._mark, pos)
+        self._mark = pos
+        return self._mark_line
 
     def fail(self, problem: str, pos: int | None = None) -> UserError:
         return UserError(f"{self.src.path}:{self.line(pos)}: {problem}")

@@ -1,0 +1,12 @@
+"""Fixtures for tests/deploy: the kustomize overlays rendered once per session."""
+from __future__ import annotations
+
+import pytest
+
+from tests.deploy.tools import OVERLAYS, REPO, render
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, list[dict]]:
+    """{overlay name: rendered documents} for every overlay in k8s/overlays."""
+    return {name: render(REPO / "k8s" / "overlays" / name) for name in OVERLAYS}

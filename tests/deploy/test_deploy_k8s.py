@@ -1,0 +1,218 @@
+"""k8s/: every overlay renders with kustomize, validates against the Kubernetes schemas (and a
+PyTorchJob schema), and every training pod keeps the promises of docs/kubernetes.md."""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+
+import pytest
+import yaml
+
+from tests.deploy.tools import (OVERLAYS, REPO, cuda_tag, load_yaml, npu_tag, pod_templates, render,
+                                run, tool)
+
+PYTORCHJOB_SCHEMA = REPO / "tests" / "deploy" / "schemas" / "pytorchjob-v1.json"
+ACCELERATOR = {"single-gpu": ("nvidia.com/gpu", 1), "multi-node": ("nvidia.com/gpu", 8),
+               "multi-node-pytorchjob": ("nvidia.com/gpu", 8), "npu": ("huawei.com/Ascend910", 8)}
+# test ids "k8s-<overlay>": a bare "npu" id would be taken for the npu device marker
+IDS = [f"k8s-{name}" for name in OVERLAYS]
+
+
+def _workloads(docs):
+    return [d for d in docs if d["kind"] in ("Job", "PyTorchJob")]
+
+
+def _kinds(docs):
+    return sorted(d["kind"] for d in docs)
+
+
+def test_overlay_contents(rendered):
+    base = ["ConfigMap", "Namespace", "NetworkPolicy", "PersistentVolumeClaim",
+            "PersistentVolumeClaim", "PersistentVolumeClaim"]
+    assert _kinds(rendered["single-gpu"]) == sorted(base + ["Job"])
+    assert _kinds(rendered["multi-node"]) == sorted(base + ["ConfigMap", "Job", "Service"])
+    assert _kinds(rendered["multi-node-pytorchjob"]) == sorted(base + ["PyTorchJob"])
+    assert _kinds(rendered["npu"]) == sorted(base + ["Job"])
+    for docs in rendered.values():
+        assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"bgeft"}
+
+
+def _validate(tmp_path, name, docs):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    res = run([tool("kubernetes-validate"), "--strict", "--quiet", str(path)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=IDS)
+def test_schema_valid(rendered, overlay, tmp_path):
+    docs = rendered[overlay]
+    core = [d for d in docs if d["kind"] != "PyTorchJob"]
+    _validate(tmp_path, overlay, core)
+    for doc in docs:
+        if doc["kind"] != "PyTorchJob":
+            continue
+        path = tmp_path / "pytorchjob.json"
+        path.write_text(json.dumps(doc))
+        res = run([tool("check-jsonschema"), "--schemafile", str(PYTORCHJOB_SCHEMA), str(path)])
+        assert res.returncode == 0, res.stdout + res.stderr
+        # each replica's pod template against the Kubernetes PodTemplateSpec schema (inside a Job)
+        jobs = [{"apiVersion": "batch/v1", "kind": "Job",
+                 "metadata": {"name": label.replace("/", "-").lower(), "namespace": "bgeft"},
+                 "spec": {"template": tpl}} for label, tpl in pod_templates(doc)]
+        _validate(tmp_path, f"{overlay}-pods", jobs)
+
+
+def test_schemas_catch_mistakes(rendered, tmp_path):
+    job = copy.deepcopy(_workloads(rendered["single-gpu"])[0])
+    job["spec"]["template"]["spec"]["containers"][0]["resource"] = {}        # typo
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(job))
+    assert run([tool("kubernetes-validate"), "--strict", "--quiet", str(path)]).returncode != 0
+    ptj = copy.deepcopy(_workloads(rendered["multi-node-pytorchjob"])[0])
+    for mutate in (lambda s: s["pytorchReplicaSpecs"]["Worker"].update(restartPolicy="Sometimes"),
+                   lambda s: s["pytorchReplicaSpecs"]["Master"].update(replicas=2),
+                   lambda s: s.update(pytorchReplicaSpec=s.pop("pytorchReplicaSpecs")),
+                   lambda s: s["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+                   .update(name="trainer")):
+        bad = copy.deepcopy(ptj)
+        mutate(bad["spec"])
+        path.write_text(json.dumps(bad))
+        res = run([tool("check-jsonschema"), "--schemafile", str(PYTORCHJOB_SCHEMA), str(path)])
+        assert res.returncode == 1, bad["spec"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=IDS)
+def test_every_pod_is_hardened_and_resumable(rendered, overlay):
+    pods = [p for w in _workloads(rendered[overlay]) for p in pod_templates(w)]
+    assert pods
+    resource, count = ACCELERATOR[overlay]
+    for label, tpl in pods:
+        spec = tpl["spec"]
+        assert tpl["metadata"]["labels"]["app.kubernetes.io/name"] == "bgeft", label
+        assert spec["terminationGracePeriodSeconds"] >= 600, label
+        assert spec["automountServiceAccountToken"] is False
+        sc = spec["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 1000 and sc["fsGroup"] == 1000
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        (container,) = spec["containers"]
+        assert container["securityContext"] == {
+            "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]}}
+        # the image's entrypoint must run (it sources CANN's env): args only, never command
+        assert "command" not in container
+        args = container["args"]
+        assert args[:3] == ["bgeft", "train", "/workspace/job/recipe.yaml"] and args[-1] == "--resume"
+        assert container["image"] == (npu_tag() if overlay == "npu" else cuda_tag())
+        res = container["resources"]
+        assert res["requests"] == res["limits"], label
+        assert res["limits"][resource] == count
+        mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        shm = volumes[mounts["/dev/shm"]["name"]]["emptyDir"]
+        assert shm["medium"] == "Memory" and shm["sizeLimit"].endswith("Gi")
+        assert mounts["/workspace/job/recipe.yaml"]["subPath"] == "recipe.yaml"
+        assert volumes[mounts["/workspace/job/recipe.yaml"]["name"]]["configMap"]["name"].startswith("bgeft-recipe-")
+        assert mounts["/workspace/data"]["readOnly"] is True
+        claims = {m: volumes[mounts[m]["name"]]["persistentVolumeClaim"]["claimName"]
+                  for m in ("/workspace/data", "/workspace/outputs", "/cache")}
+        assert claims == {"/workspace/data": "bgeft-data", "/workspace/outputs": "bgeft-outputs",
+                          "/cache": "bgeft-cache"}
+        for path in ("/tmp", "/home/bgeft"):  # writable places on a read-only root filesystem
+            assert "emptyDir" in volumes[mounts[path]["name"]]
+
+
+def test_npu_pod_mounts_the_driver_read_only(rendered):
+    (_, tpl), = pod_templates(_workloads(rendered["npu"])[0])
+    mounts = {m["mountPath"]: m for m in tpl["spec"]["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in tpl["spec"]["volumes"]}
+    driver = mounts["/usr/local/Ascend/driver"]
+    assert driver["readOnly"] is True
+    assert volumes[driver["name"]]["hostPath"] == {"path": "/usr/local/Ascend/driver", "type": "Directory"}
+    assert tpl["spec"]["securityContext"]["supplementalGroups"] == [1000]
+    ns = next(d for d in rendered["npu"] if d["kind"] == "Namespace")
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    for overlay in ("single-gpu", "multi-node", "multi-node-pytorchjob"):
+        ns = next(d for d in rendered[overlay] if d["kind"] == "Namespace")
+        assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def _pvc_modes(docs):
+    return {d["metadata"]["name"]: d["spec"]["accessModes"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
+
+
+def test_storage_shared_across_nodes(rendered):
+    assert set(map(tuple, _pvc_modes(rendered["single-gpu"]).values())) == {("ReadWriteOnce",)}
+    for overlay in ("multi-node", "multi-node-pytorchjob"):
+        assert set(map(tuple, _pvc_modes(rendered[overlay]).values())) == {("ReadWriteMany",)}
+
+
+def _layout(docs):
+    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("bgeft-layout-"))
+    return cm
+
+
+def test_indexed_job_layout(rendered):
+    docs = rendered["multi-node"]
+    job = next(d for d in docs if d["kind"] == "Job")
+    svc = next(d for d in docs if d["kind"] == "Service")
+    layout = _layout(docs)["data"]
+    nnodes = int(layout["NNODES"])
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == nnodes == 2
+    pod = job["spec"]["template"]["spec"]
+    assert pod["subdomain"] == svc["metadata"]["name"]
+    # MASTER_ADDR is pod 0's DNS name through the headless Service
+    assert layout["MASTER_ADDR"] == f"{job['metadata']['name']}-0.{svc['metadata']['name']}"
+    assert svc["spec"]["clusterIP"] == "None" and svc["spec"]["publishNotReadyAddresses"] is True
+    assert svc["spec"]["selector"] == {"batch.kubernetes.io/job-name": job["metadata"]["name"]}
+    port = int(layout["MASTER_PORT"])
+    assert svc["spec"]["ports"][0]["port"] == port
+    assert pod["containers"][0]["ports"] == [{"name": "rendezvous", "containerPort": port}]
+    assert pod["containers"][0]["envFrom"] == [{"configMapRef": {"name": _layout(docs)["metadata"]["name"]}}]
+
+
+def test_node_count_is_one_edit(tmp_path):
+    """Changing NNODES alone in the overlay moves completions and parallelism with it."""
+    shutil.copytree(REPO / "k8s", tmp_path / "k8s")
+    kfile = tmp_path / "k8s" / "overlays" / "multi-node" / "kustomization.yaml"
+    text = kfile.read_text()
+    assert text.count("NNODES=2") == 1
+    kfile.write_text(text.replace("NNODES=2", "NNODES=5"))
+    docs = render(tmp_path / "k8s" / "overlays" / "multi-node")
+    job = next(d for d in docs if d["kind"] == "Job")
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 5
+    assert _layout(docs)["data"]["NNODES"] == "5"
+
+
+def test_pytorchjob_layout(rendered):
+    ptj = _workloads(rendered["multi-node-pytorchjob"])[0]
+    specs = ptj["spec"]["pytorchReplicaSpecs"]
+    assert specs["Master"]["replicas"] == 1 and specs["Worker"]["replicas"] >= 1
+    assert specs["Master"]["template"] == specs["Worker"]["template"]
+    container = specs["Master"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "pytorch"
+    assert container["ports"] == [{"name": "pytorchjob-port", "containerPort": 23456}]
+    assert ptj["spec"]["nprocPerNode"] == "auto"
+
+
+def test_image_edit_reaches_every_pod(tmp_path):
+    shutil.copytree(REPO / "k8s", tmp_path / "k8s")
+    for overlay in ("multi-node-pytorchjob", "npu"):
+        kfile = tmp_path / "k8s" / "overlays" / overlay / "kustomization.yaml"
+        kfile.write_text(kfile.read_text().replace("newName: bgeft ", "newName: registry.example.com/ml/bgeft "))
+        docs = render(kfile.parent)
+        images = {tpl["spec"]["containers"][0]["image"] for w in _workloads(docs) for _, tpl in pod_templates(w)}
+        assert len(images) == 1 and images.pop().startswith("registry.example.com/ml/bgeft:0.1.0-")
+
+
+def test_cluster_recipe_matches_shipped_recipe():
+    """k8s/base/recipe.yaml is recipes/bge-m3_unified.yaml with the data on the data PVC."""
+    cluster = load_yaml(REPO / "k8s" / "base" / "recipe.yaml")
+    shipped = load_yaml(REPO / "recipes" / "bge-m3_unified.yaml")
+    assert cluster["data"].pop("train_data") == ["../data/train"]
+    shipped["data"].pop("train_data")
+    assert cluster == shipped
+    assert cluster["training"]["output_dir"].startswith("../outputs/")

@@ -99,3 +99,16 @@ def _checkov(options: list[str], directory) -> list[dict]:
     assert start >= 0, f"checkov printed no report (rc {res.returncode}):\n{res.stdout}\n{res.stderr}"
     reports = json.loads(res.stdout[start:])
     return reports if isinstance(reports, list) else [reports]
+
+
+def test_missing_tool_fails_under_ci_and_skips_elsewhere(monkeypatch, tmp_path):
+    from tests.deploy import tools
+
+    monkeypatch.setattr(tools, "LINT_VENV_BIN", tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"hadolint not found on PATH or in .*requirements/lint.txt"):
+        tools.tool("hadolint")
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception, match="hadolint not found on PATH"):
+        tools.tool("hadolint")

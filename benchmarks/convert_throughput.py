@@ -1,10 +1,11 @@
-"""Conversion throughput (MB/s of input) and peak RSS of ``bgeft data convert`` at 1x and 10x input size.
+"""Conversion throughput (MB/s of input) and peak RSS of ``bgeft data convert`` at 1x and 10x input size,
+and the same for ``bgeft data validate`` (``check_training_data``) on training JSONL.
 
     python benchmarks/convert_throughput.py --size-mb 100 --scales 1 10 --formats jsonl csv json msmarco
 
-Each run converts a generated file in a fresh ``bgeft data convert`` process; the parent polls that
-process's RSS with psutil every 20 ms (peak kept), and the child's own ``ru_maxrss`` high-water mark is
-reported too. Bounded memory shows as the same peak RSS at 1x and 10x.
+Each run converts a generated file in a fresh process; the parent polls that process's RSS with psutil
+every 20 ms (peak kept), and the child's own ``ru_maxrss`` high-water mark is reported too. Bounded
+memory shows as the same peak RSS at 1x and 10x.
 """
 from __future__ import annotations
 
@@ -66,8 +67,8 @@ def generate(fmt: str, path: Path, size_mb: float) -> int:
     return path.stat().st_size
 
 
-def measure(src: Path, dest: Path) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(src), str(dest)]
+def measure(src: Path, dest: Path | None) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(src), str(dest) if dest else "-"]
     start = time.perf_counter()
     proc = psutil.Popen(cmd, stdout=subprocess.PIPE, text=True)
     peak = 0
@@ -92,9 +93,14 @@ def child(src: str, dest: str) -> None:
     from bgeft.data.convert import convert
 
     start = time.perf_counter()
-    stats = convert([src], dest, log=lambda _: None)
+    if dest == "-":
+        from bgeft.data.validate import check_training_data
+
+        rows = check_training_data([src]).rows_checked
+    else:
+        rows = convert([src], dest, log=lambda _: None).rows
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "rows": stats.rows,
+    print(json.dumps({"seconds": seconds, "rows": rows,
                       "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
@@ -103,6 +109,8 @@ def main() -> None:
     parser.add_argument("--size-mb", type=float, default=100, help="size of the 1x input (default 100 MB)")
     parser.add_argument("--scales", type=float, nargs="+", default=[1, 10])
     parser.add_argument("--formats", nargs="+", default=["jsonl", "csv", "json", "msmarco"])
+    parser.add_argument("--no-validate", dest="validate", action="store_false",
+                        help="skip timing bgeft data validate on the JSONL input")
     parser.add_argument("--workdir", help="where to write the generated files (default: a temp dir)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -112,18 +120,23 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     ext = {"jsonl": "jsonl", "json": "json", "csv": "csv", "msmarco": "tsv"}
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
-    print(f"{'format':8} {'scale':>5} {'input MB':>9} {'rows':>9} {'seconds':>8} {'MB/s':>7} "
+    print(f"{'verb':8} {'format':8} {'scale':>5} {'input MB':>9} {'rows':>9} {'seconds':>8} {'MB/s':>7} "
           f"{'peak RSS MB (psutil)':>21} {'ru_maxrss MB':>13}")
     for fmt in args.formats:
         for scale in args.scales:
             src = work / f"input-{fmt}-{scale:g}x.{ext[fmt]}"
             size = generate(fmt, src, args.size_mb * scale)
-            result = measure(src, work / f"out-{fmt}-{scale:g}x.jsonl")
-            print(f"{fmt:8} {scale:>4g}x {size / 1e6:9.0f} {result['rows']:9d} {result['convert_seconds']:8.1f} "
-                  f"{size / 1e6 / result['convert_seconds']:7.1f} {result['psutil_peak_mb']:21.0f} "
-                  f"{result['maxrss_mb']:13.0f}", flush=True)
+            runs = [("convert", work / f"out-{fmt}-{scale:g}x.jsonl")]
+            if fmt == "jsonl" and args.validate:
+                runs.append(("validate", None))
+            for verb, dest in runs:
+                result = measure(src, dest)
+                print(f"{verb:8} {fmt:8} {scale:>4g}x {size / 1e6:9.0f} {result['rows']:9d} "
+                      f"{result['convert_seconds']:8.1f} {size / 1e6 / result['convert_seconds']:7.1f} "
+                      f"{result['psutil_peak_mb']:21.0f} {result['maxrss_mb']:13.0f}", flush=True)
+                if dest:
+                    dest.unlink()
             src.unlink()
-            (work / f"out-{fmt}-{scale:g}x.jsonl").unlink()
 
 
 if __name__ == "__main__":

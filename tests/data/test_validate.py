@@ -177,3 +177,14 @@ def test_verdict_matches_flagembedding(tmp_path, tiny_xlmr):
     assert check_training_data([bad]).errors == [f"{bad}:1: neg: empty list; run bgeft data mine to add hard negatives"]
     with pytest.raises(ZeroDivisionError):
         dataset(bad)[0]
+
+
+def test_fix_skips_undecodable_lines_and_keeps_going(tmp_path):
+    src = tmp_path / "train.jsonl"
+    src.write_bytes((json.dumps(GOOD, ensure_ascii=False) + "\n").encode() + b'{"query": "\xff"}\n'
+                    + (json.dumps({**GOOD, "query": "q2"}, ensure_ascii=False) + "\n").encode())
+    fixed = tmp_path / "fixed.jsonl"
+    report = check_training_data([src], fix_out=fixed)
+    assert report.errors == [f"{src}:2: invalid UTF-8 bytes at column 12 (byte ff); re-save the file as UTF-8 or "
+                             "pass --encoding"]
+    assert [json.loads(line)["query"] for line in fixed.read_text(encoding="utf-8").splitlines()] == [GOOD["query"], "q2"]

@@ -20,10 +20,19 @@ _WHITESPACE = re.compile(r"[ \t\r\n]*")
 
 
 def iter_jsonl(src: TextSource, on_error=None) -> Iterator[tuple[int, object]]:
-    """``(line number, value)`` for every non-blank line. An invalid line raises UserError, or, when
-    ``on_error`` is given, is passed to it as a message and skipped."""
+    """``(line number, value)`` for every non-blank line. An invalid line (bad JSON or bytes that do not
+    decode) raises UserError, or, when ``on_error`` is given, is passed to it as a message and skipped."""
     loads = json.loads
-    for line in src:
+    while True:
+        try:
+            line = src.readline()
+        except UserError as exc:  # undecodable bytes; the reader has already moved past this line
+            if on_error is None:
+                raise
+            on_error(str(exc))
+            continue
+        if not line:
+            return
         if line.isspace():
             continue
         try:

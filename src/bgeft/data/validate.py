@@ -108,11 +108,12 @@ class _Checker:
     def __init__(self, report, kd_required, train_group_size, tokenizer, max_tokens):
         self.report, self.kd_required, self.train_group_size = report, kd_required, train_group_size
         self.tokenizer, self.max_tokens = tokenizer, max_tokens
-        self.seen: dict[int, str] = {}
+        self.seen: dict[int, int] = {}  # row hash -> file index << 40 | line (about 100 bytes per row)
+        self.file_index = -1
         self.pending: list[tuple[str, str, str]] = []  # (where, key, text) awaiting token counts
         self.short_neg = 0
 
-    def check(self, where: str, row: object) -> bool:
+    def check(self, where: str, line: int, row: object) -> bool:
         problems = row_problems(row, kd_required=self.kd_required,
                                 allow_empty_neg=self.train_group_size == 1)
         for i, (key, problem) in enumerate(problems):  # reasons count each dropped row once
@@ -122,10 +123,12 @@ class _Checker:
             return False
         digest = int.from_bytes(hashlib.blake2b(json.dumps([row["query"], row["pos"], row["neg"]],
                                                            ensure_ascii=False).encode(), digest_size=8).digest(), "big")
-        if digest in self.seen:
-            self.report.error(f"{where}: row: duplicate of {self.seen[digest]}", "row: duplicate")
+        first = self.seen.get(digest)
+        if first is not None:
+            path = self.report.files[first >> 40]
+            self.report.error(f"{where}: row: duplicate of {path}:{first & (1 << 40) - 1}", "row: duplicate")
             return False
-        self.seen[digest] = where
+        self.seen[digest] = self.file_index << 40 | line
         if self.train_group_size and len(row["neg"]) < self.train_group_size - 1:
             self.short_neg += 1
         if self.tokenizer is not None and self.max_tokens:
@@ -180,6 +183,7 @@ def check_training_data(paths: list[str | Path], *, tokenizer=None, max_tokens: 
 
 def _check_file(path: Path, checker: _Checker, report: ValidationReport, out) -> None:
     report.files.append(str(path))
+    checker.file_index = len(report.files) - 1
     errors_before = report.error_count
     with open_text(path) as src:
         if src.encoding == "gb18030":
@@ -193,7 +197,7 @@ def _check_file(path: Path, checker: _Checker, report: ValidationReport, out) ->
         def bad_line(message: str) -> None:
             report.rows_checked += 1
             report.rows_dropped += 1
-            report.error(message, "row: invalid JSON")
+            report.error(message, "row: unreadable line")
 
         try:
             for line, row in iter_rows(path, src, bad_line):
@@ -205,7 +209,7 @@ def _check_file(path: Path, checker: _Checker, report: ValidationReport, out) ->
                         if row.get(key) is None:
                             missing[0] += 1
                             missing[1] = missing[1] or line
-                if checker.check(f"{path}:{line}", row):
+                if checker.check(f"{path}:{line}", line, row):
                     if out is not None:
                         out.write(json.dumps(row, ensure_ascii=False) + "\n")
                 else:

@@ -4,7 +4,7 @@
   ``BGEM3FlagModel`` (M3 checkpoints: the model directory holds ``colbert_linear.pt`` or
   ``sparse_linear.pt``; dense vectors only) or ``FlagModel`` (any other BERT-like embedder; pooling
   read from a sentence-transformers ``1_Pooling/config.json`` when present, else CLS).
-  ``encode(texts, kind)`` -> float32 ``(n, d)`` array with a tqdm bar.
+  ``encode(texts, kind)`` -> float32 ``(n, d)`` array (FlagEmbedding's progress bar).
 * ``build_index(vectors, kind="flat"|"ivf"|"hnsw", gpu="auto")`` -> faiss inner-product index
   (exact Flat by default; on a GPU when faiss was built with GPU support and one is visible).
 * ``search(index, queries, k)`` -> ``(scores, ids)`` in batches with a tqdm bar.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,16 +77,17 @@ class DenseEncoder:
             self.model = FlagModel(str(path), **common)
 
     def encode(self, texts: list[str], kind: str = "passage", desc: str | None = None) -> np.ndarray:
+        """One FlagEmbedding call for all ``texts`` (its own "Inference Embeddings" bar shows progress):
+        each call sorts by length and runs a batch-size probe, so chunking would cost extra passes."""
+        if not texts:
+            return np.zeros((0, 1), dtype=np.float32)
+        if len(texts) >= self.batch_size:
+            tqdm.write(f"{desc or 'encode ' + kind + 's'}: {len(texts)} texts", file=sys.stderr)
         fn = self.model.encode_queries if kind == "query" else self.model.encode_corpus
-        chunk = self.batch_size * 4
-        parts = []
-        for start in tqdm(range(0, len(texts), chunk), desc=desc or f"encode {kind}s", unit="chunk",
-                          disable=len(texts) <= chunk):
-            out = fn(texts[start:start + chunk], batch_size=self.batch_size)
-            if isinstance(out, dict):  # BGEM3FlagModel returns {"dense_vecs": ...}
-                out = out["dense_vecs"]
-            parts.append(np.asarray(out, dtype=np.float32).reshape(len(texts[start:start + chunk]), -1))
-        return np.concatenate(parts) if parts else np.zeros((0, 1), dtype=np.float32)
+        out = fn(texts, batch_size=self.batch_size)
+        if isinstance(out, dict):  # BGEM3FlagModel returns {"dense_vecs": ...}
+            out = out["dense_vecs"]
+        return np.asarray(out, dtype=np.float32).reshape(len(texts), -1)
 
     def close(self) -> None:
         self.model.stop_self_pool()

@@ -153,7 +153,7 @@ def _compare_side(a, source: str, out, role: str):
 
         return evaluate_reranker(p, a.data, top=a.top, ks=a.k, out_dir=sub_out, device=a.device,
                                  batch_size=a.rerank_batch_size, max_length=a.max_length,
-                                 fp16=_precision(a.precision), progress=not a.no_progress)
+                                 fp16=_precision(a.precision), progress=not a.no_progress, split=a.split)
     return _run_retriever(a, p, sub_out)
 
 
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
         common = dict(ks=a.k, out_dir=out, cache_dir=_cache(a), device=a.device, batch_size=a.rerank_batch_size,
                       max_length=a.max_length, mode=a.mode, fp16=_precision(a.precision),
-                      progress=not a.no_progress, retriever_kwargs=_retriever_kwargs(a))
+                      progress=not a.no_progress, retriever_kwargs=_retriever_kwargs(a), split=a.split)
         if a.verb == "reranker":
             result = evaluate_reranker(a.model, a.data, candidates=a.candidates, retriever=a.retriever, top=a.top,
                                        rerank_top=a.rerank_top, **common)

@@ -25,12 +25,17 @@ def _save(fig, path: Path) -> Path:
 
 
 def metric_curves(series: dict[str, dict[str, float]], ks: list[int], path: Path, title: str = "") -> Path:
-    """``series``: {label: aggregate metrics dict}."""
+    """``series``: {label: aggregate metrics dict}; labels ``role:mode`` share a colour per mode and a
+    line style per role (first role dashed)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    groups = list(dict.fromkeys(label.split(":")[-1] for label in series))
+    roles = list(dict.fromkeys(label.split(":")[0] for label in series if ":" in label))
     for ax, metric, name in ((axes[0], "recall", "Recall@k"), (axes[1], "ndcg", "nDCG@k")):
         for label, metrics in series.items():
             ys = [metrics.get(f"{metric}@{k}", float("nan")) for k in ks]
-            ax.plot(ks, ys, marker="o", label=label)
+            color = f"C{groups.index(label.split(':')[-1]) % 10}"
+            style = "--" if ":" in label and roles and label.split(":")[0] == roles[0] else "-"
+            ax.plot(ks, ys, marker="o", label=label, color=color, linestyle=style)
         ax.set_xscale("log")
         ax.set_xticks(ks)
         ax.set_xticklabels([str(k) for k in ks])

@@ -145,7 +145,8 @@ def _first_stage(data, candidates, retriever, top, mode, cache_dir, device, retr
 def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top: int = 100, rerank_top=None,
                       ks=(1, 5, 10, 20), out_dir=None, cache_dir=None, device=None, batch_size: int = 32,
                       max_length: int = 512, mode: str | None = None, fp16=None, progress: bool = True,
-                      data: EvalData | None = None, retriever_kwargs: dict | None = None, kind: str = "reranker") -> dict:
+                      data: EvalData | None = None, retriever_kwargs: dict | None = None, kind: str = "reranker",
+                      split: str = "test") -> dict:
     """Rerank first-stage candidates and score both stages (see the module docstring)."""
     start = time.perf_counter()
     ks = parse_ks(ks)
@@ -154,7 +155,7 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
     rerank_top = top if rerank_top is None else rerank_top
     if not 1 <= rerank_top <= top:
         raise UserError(f"--rerank-top {rerank_top}: must be between 1 and --retrieve-top/--top ({top})")
-    data = data or load_eval_data(data_dir)
+    data = data or load_eval_data(data_dir, split)
     reranker = Reranker(model_path, devices=device, batch_size=batch_size, max_length=max_length, fp16=fp16)
     run1, described, retr = _first_stage(data, candidates, retriever, top, mode, cache_dir, reranker.devices,
                                          retriever_kwargs, progress)
@@ -201,9 +202,9 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
 def evaluate_pipeline(retriever_path, reranker_path, data_dir, retrieve_top: int = 100, rerank_top: int = 10,
                       mode: str | None = None, ks=(1, 5, 10, 20), out_dir=None, cache_dir=None, device=None,
                       batch_size: int = 32, max_length: int = 512, fp16=None, progress: bool = True,
-                      data: EvalData | None = None, retriever_kwargs: dict | None = None) -> dict:
+                      data: EvalData | None = None, retriever_kwargs: dict | None = None, split: str = "test") -> dict:
     """Retrieve ``retrieve_top`` with the embedder, rerank the first ``rerank_top``; both stages + gain."""
     return evaluate_reranker(reranker_path, data_dir, retriever=retriever_path, top=retrieve_top,
                              rerank_top=rerank_top, ks=ks, out_dir=out_dir, cache_dir=cache_dir, device=device,
                              batch_size=batch_size, max_length=max_length, mode=mode, fp16=fp16, progress=progress,
-                             data=data, retriever_kwargs=retriever_kwargs, kind="pipeline")
+                             data=data, retriever_kwargs=retriever_kwargs, kind="pipeline", split=split)

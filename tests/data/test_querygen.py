@@ -105,7 +105,7 @@ def test_retries_resume_and_secret(server, corpus, tmp_path, monkeypatch, run_cl
     assert [c[3] for c in server.calls[first_run:]] == [PASSAGES[2]]  # only the failed passage is asked again
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 12 and [r["pos"][0] for r in rows[::3]] == PASSAGES  # corpus order
-    assert rows[0] == {"query": "渡口在镇在哪里？", "pos": [PASSAGES[0]]}
+    assert rows[0] == {"query": "渡口在镇在哪里？", "pos": [PASSAGES[0]], "neg": []}
     assert not (tmp_path / "train.jsonl.partial").exists()
     assert SECRET not in all_output(tmp_path, stdout, stderr, stdout2, stderr2)
 

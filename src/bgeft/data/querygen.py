@@ -12,8 +12,8 @@ Python API (used by the pipeline)::
 ``Authorization`` header: it is never printed, logged or written (error texts are scrubbed of it).
 
 For every passage of ``corpus`` (BEIR ``corpus.jsonl``) the endpoint is asked for ``zh`` Chinese and
-``en`` English questions answered by the passage; each becomes a row ``{"query": q, "pos": [passage]}``
-(no ``neg`` yet: run ``bgeft data mine`` next). Requests run ``concurrency`` at a time; 429, 5xx,
+``en`` English questions answered by the passage; each becomes a row ``{"query": q, "pos": [passage],
+"neg": []}`` (like ``bgeft data convert`` writes rows without negatives: run ``bgeft data mine`` next). Requests run ``concurrency`` at a time; 429, 5xx,
 timeouts, refused connections and unreadable answers are retried ``max_retries`` times with exponential
 backoff (``Retry-After`` honoured). Finished passages are appended to ``OUT.partial`` as they complete;
 a rerun skips passages already in ``OUT`` or ``OUT.partial``, so an interrupted run resumes. ``OUT`` is
@@ -190,7 +190,8 @@ def generate_queries(corpus, out, *, base_url: str | None = None, model: str | N
     def work(passage: str) -> list[dict]:
         messages = [{"role": "system", "content": SYSTEM},
                     {"role": "user", "content": PROMPT.format(passage=passage, zh=zh, en=en)}]
-        return [{"query": q, "pos": [passage]} for q in client.ask(messages, lambda c: parse_questions(c, zh, en))]
+        questions = client.ask(messages, lambda c: parse_questions(c, zh, en))
+        return [{"query": q, "pos": [passage], "neg": []} for q in questions]
 
     partial.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -236,7 +237,7 @@ def _run_all(client: ChatClient, work, todo: list[str], partial: Path, done: dic
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("corpus", metavar="CORPUS.jsonl", help="BEIR corpus (e.g. from `bgeft data split-book`)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl", help="training rows {query, pos}")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl", help="training rows {query, pos, neg: []}")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible API base URL (default $OPENAI_BASE_URL)")
     parser.add_argument("--model", default=None, help="chat model name (default $OPENAI_MODEL)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",

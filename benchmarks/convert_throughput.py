@@ -1,7 +1,7 @@
 """Conversion throughput (MB/s of input) and peak RSS of ``bgeft data convert`` at 1x and 10x input size,
 and the same for ``bgeft data validate`` (``check_training_data``) on training JSONL.
 
-    python benchmarks/convert_throughput.py --size-mb 100 --scales 1 10 --formats jsonl csv json msmarco
+    python benchmarks/convert_throughput.py --size-mb 100 --scales 1 10 --formats jsonl csv json json-oneline msmarco
 
 Each run converts a generated file in a fresh process; the parent polls that process's RSS with psutil
 every 20 ms (peak kept), and the child's own ``ru_maxrss`` high-water mark is reported too. Bounded
@@ -42,8 +42,8 @@ def generate(fmt: str, path: Path, size_mb: float) -> int:
     with open(path, "w", encoding="utf-8", newline="") as out:
         if fmt == "csv":
             out.write("query,pos,neg\n")
-        if fmt == "json":
-            out.write("[\n")
+        if fmt.startswith("json") and fmt != "jsonl":
+            out.write("[")
         i = 0
         while out.tell() < target:
             block = []
@@ -53,6 +53,8 @@ def generate(fmt: str, path: Path, size_mb: float) -> int:
                     block.append(json.dumps(row, ensure_ascii=False) + "\n")
                 elif fmt == "json":
                     block.append(("" if i == 0 else ",\n") + json.dumps(row, ensure_ascii=False, indent=1))
+                elif fmt == "json-oneline":  # a minified array: the whole file is one line
+                    block.append(("" if i == 0 else ",") + json.dumps(row, ensure_ascii=False))
                 elif fmt == "csv":
                     cells = [row["query"], json.dumps(row["pos"], ensure_ascii=False),
                              json.dumps(row["neg"], ensure_ascii=False)]
@@ -62,8 +64,8 @@ def generate(fmt: str, path: Path, size_mb: float) -> int:
                     block.append("".join(f"{i}\t{row['query']}\t{i}-{k}\t{d}\t{rel}\n" for k, (d, rel) in enumerate(docs)))
                 i += 1
             out.write("".join(block))
-        if fmt == "json":
-            out.write("\n]\n")
+        if fmt.startswith("json") and fmt != "jsonl":
+            out.write("]")
     return path.stat().st_size
 
 
@@ -108,7 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=float, default=100, help="size of the 1x input (default 100 MB)")
     parser.add_argument("--scales", type=float, nargs="+", default=[1, 10])
-    parser.add_argument("--formats", nargs="+", default=["jsonl", "csv", "json", "msmarco"])
+    parser.add_argument("--formats", nargs="+", default=["jsonl", "csv", "json", "json-oneline", "msmarco"])
     parser.add_argument("--no-validate", dest="validate", action="store_false",
                         help="skip timing bgeft data validate on the JSONL input")
     parser.add_argument("--workdir", help="where to write the generated files (default: a temp dir)")
@@ -118,7 +120,7 @@ def main() -> None:
         return child(*args.child)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bgeft-convert-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    ext = {"jsonl": "jsonl", "json": "json", "csv": "csv", "msmarco": "tsv"}
+    ext = {"jsonl": "jsonl", "json": "json", "json-oneline": "json", "csv": "csv", "msmarco": "tsv"}
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
     print(f"{'verb':8} {'format':8} {'scale':>5} {'input MB':>9} {'rows':>9} {'seconds':>8} {'MB/s':>7} "
           f"{'peak RSS MB (psutil)':>21} {'ru_maxrss MB':>13}")

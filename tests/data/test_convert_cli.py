@@ -53,3 +53,14 @@ def test_validate_reads_json_arrays_with_line_numbers(tmp_path):
     src = tmp_path / "train.json"
     src.write_text(json.dumps(rows, indent=2))
     assert check_training_data([src]).errors == [f"{src}:11: pos: empty list"]
+
+
+def test_one_line_json_array_streams_in_byte_chunks(tmp_path, monkeypatch):
+    """A minified array is one line: it is read in chunks, and a character cut between chunks survives."""
+    monkeypatch.setattr(jsonstream, "CHUNK_CHARS", 7)
+    rows = [{"query": f"渡口{i}", "pos": ["桥长一百八十六米"], "neg": ["镇上的人"]} for i in range(5)]
+    src = tmp_path / "rows.json"
+    src.write_text(json.dumps(rows, ensure_ascii=False), encoding="gb18030")
+    with open_text(src) as fh:
+        assert [value for _, value in jsonstream.iter_json_values(fh)] == rows
+        assert fh.encoding == "gb18030"

@@ -1,6 +1,7 @@
 """Which container and which record shape an input file has, from its extension and first record."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def detect(path: str | Path, fmt: str = "auto", encoding: str | None = None) -> 
         head = _first_chars(src)
     if not head.strip():
         raise UserError(f"{path}: empty file")
-    container = fmt if fmt in CONTAINERS + ("msmarco", "trec-xml") else _container(path, head)
+    container = fmt if fmt in CONTAINERS + ("msmarco", "trec-xml") else _container(path, head, enc)
     if container == "trec-xml":
         return Detected(path, "trec-xml", "trec", enc)
     if container == "tsv" and fmt != "tsv" and _looks_msmarco(head):
@@ -82,15 +83,16 @@ def detect(path: str | Path, fmt: str = "auto", encoding: str | None = None) -> 
 
 def _first_chars(src, limit: int = 8192) -> str:
     parts, size = [], 0
-    for line in src:
-        parts.append(line)
-        size += len(line)
-        if size >= limit:
+    while size < limit:
+        chunk = src.read_chunk(limit)
+        if not chunk:
             break
+        parts.append(chunk)
+        size += len(chunk)
     return "".join(parts)
 
 
-def _container(path: str, head: str) -> str:
+def _container(path: str, head: str, encoding: str) -> str:
     ext = Path(path).suffix.lower()
     if ext == ".jsonl":
         return "jsonl"
@@ -106,20 +108,25 @@ def _container(path: str, head: str) -> str:
     if text.startswith("["):
         return "json"
     if text.startswith("{"):
-        lines = [line for line in head.splitlines() if line.strip()]
-        # one complete object per line is JSON Lines even when the file is named .json
-        import json
-        try:
-            json.loads(lines[0])
-            return "jsonl"
-        except ValueError:
-            return "json"
+        return "jsonl" if _is_json_lines(path, encoding) else "json"
     first_line = head.splitlines()[0]
     if "\t" in first_line:
         return "tsv"
     if "," in first_line:
         return "csv"
     raise UserError(f"{path}: cannot tell the format from the extension or the content; pass --format")
+
+
+def _is_json_lines(path: str, encoding: str, limit: int = 16 << 20) -> bool:
+    """One complete object on the first line and more after it is JSON Lines even when the file is named
+    .json; an object spread over lines (or one line holding the whole file) is a JSON document."""
+    with open_text(path, encoding) as src:
+        first = src.read_chunk(limit)  # the first line, or its first 16 MiB
+        try:
+            json.loads(first)
+        except ValueError:
+            return False
+        return any(src.read_chunk(4096).strip() for _ in range(64))
 
 
 def _looks_msmarco(head: str) -> bool:

@@ -95,6 +95,7 @@ class TextSource:
             self.encoding = normalize_encoding(encoding)
             self._sample_ascii = False
         self._codec = "utf-8" if self.encoding == "utf-8-sig" else self.encoding
+        self._chunk_decoder = None
         self._seen_non_ascii = False
         self.lineno = 0
         self.bytes_read = 0
@@ -118,6 +119,27 @@ class TextSource:
         self._seen_non_ascii = True
         return text
 
+    def read_chunk(self, size: int = 1 << 20) -> str:
+        """Up to about ``size`` bytes of text, ending at a line end or, for very long lines, anywhere
+        (a character cut at the boundary is completed by the next call); '' at end of file. Lets a
+        one-line multi-gigabyte JSON file stream in bounded memory. Do not mix with ``readline``."""
+        if self._chunk_decoder is None:
+            self._chunk_decoder = codecs.getincrementaldecoder(self._codec)("strict")
+        while True:
+            raw = self._file.readline(size)
+            pending = self._chunk_decoder.getstate()[0]  # bytes of a character cut by the last chunk
+            try:
+                text = self._chunk_decoder.decode(raw, final=not raw)
+            except UnicodeDecodeError as exc:
+                data = pending + raw
+                line_start = data.rfind(b"\n", 0, exc.start) + 1
+                self._decode_error(data[line_start:], exc.start - line_start,
+                                   self.lineno + data.count(b"\n", 0, exc.start) + 1)
+            self.lineno += raw.count(b"\n")
+            self.bytes_read += len(raw)
+            if text or not raw:
+                return text.replace("\r\n", "\n")
+
     def _retry_as_gb18030(self, raw: bytes, exc: UnicodeDecodeError) -> str:
         # The detection sample was plain ASCII and this is the first non-ASCII line: it may be GB18030.
         if self._codec == "utf-8" and not self.forced and self._sample_ascii and not self._seen_non_ascii:
@@ -128,12 +150,14 @@ class TextSource:
             else:
                 self._codec = self.encoding = "gb18030"
                 return text
+        self._decode_error(raw, exc.start, self.lineno)
+
+    def _decode_error(self, raw: bytes, start: int, line: int) -> None:
+        """Raise the message for bytes that do not decode; ``raw`` begins where line ``line`` begins."""
         name = {"utf-8": "UTF-8", "gb18030": "GB18030"}.get(self._codec, self._codec)
-        column = len(raw[: exc.start].decode(self._codec, errors="replace")) + 1
-        raise UserError(
-            f"{self.path}:{self.lineno}: invalid {name} bytes at column {column} "
-            f"(byte {raw[exc.start:exc.start + 1].hex()}); re-save the file as UTF-8 or pass --encoding"
-        ) from None
+        column = len(raw[:start].decode(self._codec, errors="replace")) + 1
+        raise UserError(f"{self.path}:{line}: invalid {name} bytes at column {column} "
+                        f"(byte {raw[start:start + 1].hex()}); re-save the file as UTF-8 or pass --encoding")
 
     def __iter__(self) -> Iterator[str]:
         while True:

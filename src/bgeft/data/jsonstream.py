@@ -70,12 +70,12 @@ class _Buffer:
             self._mark, self._mark_line = 0, self.base_line
         parts, size = [], 0
         while size < want:
-            line = self.src.readline()
-            if not line:
+            chunk = self.src.read_chunk(min(want, CHUNK_CHARS))
+            if not chunk:
                 self.eof = True
                 break
-            parts.append(line)
-            size += len(line)
+            parts.append(chunk)
+            size += len(chunk)
         self.text += "".join(parts)
         return bool(parts)
 

@@ -43,8 +43,14 @@ def test_paragraphs_chapters_offsets(tmp_path):
     book = tmp_path / "river.txt"
     book.write_text(BOOK, encoding="utf-8")
     summary = split_books([book], tmp_path / "corpus.jsonl")
+    preface = tmp_path / "preface.txt"
+    preface.write_text("序言。\n\n" + BOOK, encoding="utf-8")
+    split_books([preface], tmp_path / "p.jsonl")
+    assert [(r["_id"], r["chapter"]) for r in read(tmp_path / "p.jsonl")][:2] == [
+        ("preface-c0-p1", ""), ("preface-c1-p1", "第一章 渡口")]
     rows = read(tmp_path / "corpus.jsonl")
-    assert [r["_id"] for r in rows] == ["river-c0-p1", "river-c0-p2", "river-c1-p1"]
+    assert [r["_id"] for r in rows] == ["river-c1-p1", "river-c1-p2", "river-c2-p1"]
+    assert [r["chapter_index"] for r in rows] == [1, 1, 2]
     assert [r["chapter"] for r in rows] == ["第一章 渡口", "第一章 渡口", "第二章 钟表铺"]
     assert rows[1]["text"] == "第一堂课上，林远舟吹了一首《茉莉花》。教室里安静极了……窗外下着雨；没人说话。"
     for r in rows:

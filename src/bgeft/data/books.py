@@ -7,7 +7,8 @@ Python API (used by the pipeline)::
 
 * Chapters: a short line starting with 第<number>章/回/节/卷/部/篇 or "Chapter N" (digits, Roman
   numerals or English number words), or a Markdown ``#`` heading in .md files. The heading becomes the
-  passage's ``chapter``; text before the first heading is chapter 0 ("").
+  passage's ``chapter``, numbered from 1 in ``chapter_index``; text before the first heading is
+  chapter 0 ("").
 * Paragraphs are separated by blank lines or start with an indented line ("　　" or two spaces).
   Sentences end at 。！？；… ! ? ; or a '.' followed by a space/line end; closing quotes and brackets
   (」』”’）》") stay with the sentence they close.
@@ -70,8 +71,9 @@ def is_chapter_heading(line: str, markdown: bool = False) -> bool:
     return bool(EN_CHAPTER.match(s))
 
 
-def find_chapters(text: str, markdown: bool = False) -> list[tuple[str, int, int]]:
-    """``(title, body_start, body_end)`` per chapter; a leading part before any heading has title ""."""
+def find_chapters(text: str, markdown: bool = False) -> list[tuple[int, str, int, int]]:
+    """``(index, title, body_start, body_end)`` per chapter: index 0 is the part before the first heading
+    (title "", left out when it holds no text), the first heading is chapter 1."""
     chapters, title, start, pos = [], "", 0, 0
     for line in text.splitlines(keepends=True):
         if is_chapter_heading(line, markdown):
@@ -79,7 +81,7 @@ def find_chapters(text: str, markdown: bool = False) -> list[tuple[str, int, int
             title, start = line.strip().lstrip("#").strip(), pos + len(line)
         pos += len(line)
     chapters.append((title, start, len(text)))
-    return [c for c in chapters if c[0] or text[c[1]:c[2]].strip()]
+    return [(i, *c) for i, c in enumerate(chapters) if i or text[c[1]:c[2]].strip()]
 
 
 def _trim(text: str, s: int, e: int) -> tuple[int, int] | None:
@@ -203,7 +205,7 @@ def pack(text: str, units: list[tuple[int, int]], counter: TokenCounter, max_tok
 def split_text(text: str, *, by: str = "paragraph", max_tokens: int | None = None, overlap: int = 0,
                counter: TokenCounter | None = None, markdown: bool = False):
     """Yield ``(chapter_index, chapter_title, start, end)`` for every passage of one book's text."""
-    for ci, (title, cs, ce) in enumerate(find_chapters(text, markdown)):
+    for ci, title, cs, ce in find_chapters(text, markdown):
         if by == "window":
             span = _trim(text, cs, ce)
             spans = token_windows(text, span[0], span[1], counter, max_tokens, overlap) if span else []

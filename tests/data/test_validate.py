@@ -188,3 +188,11 @@ def test_fix_skips_undecodable_lines_and_keeps_going(tmp_path):
     assert report.errors == [f"{src}:2: invalid UTF-8 bytes at column 12 (byte ff); re-save the file as UTF-8 or "
                              "pass --encoding"]
     assert [json.loads(line)["query"] for line in fixed.read_text(encoding="utf-8").splitlines()] == [GOOD["query"], "q2"]
+
+
+def test_one_type_per_file(tmp_path):
+    src = write_rows(tmp_path / "train.jsonl", [{**GOOD, "type": "normal"}, {**GOOD, "query": "q", "type": "symmetric_sts"},
+                                                {**GOOD, "query": "r", "type": "only_1neg"}])
+    assert check_training_data([src]).errors == [
+        f"{src}:2: type: 'symmetric_sts' but line 1 has 'normal'; FlagEmbedding asserts one type per batch and "
+        "batches within a file: put each type in its own file"]

@@ -190,6 +190,7 @@ def _check_file(path: Path, checker: _Checker, report: ValidationReport, out) ->
             report.error(f"{path}: encoded as GB18030; FlagEmbedding reads UTF-8 only (bgeft data validate "
                          f"--fix OUT or bgeft data convert rewrite it as UTF-8)", "file: not UTF-8")
         rows = objects = 0
+        first_type, mixed_type = None, False
         # prompt/type must be on every row or none: the datasets library fills a missing one with None,
         # which FlagEmbedding then uses as the prompt (or crashes on, for type)
         optional = {key: [0, None] for key in ("prompt", "type")}  # rows without it, first such line
@@ -209,6 +210,13 @@ def _check_file(path: Path, checker: _Checker, report: ValidationReport, out) ->
                         if row.get(key) is None:
                             missing[0] += 1
                             missing[1] = missing[1] or line
+                    if isinstance(row.get("type"), str):
+                        first_type = first_type or (row["type"], line)
+                        if row["type"] != first_type[0] and not mixed_type:
+                            mixed_type = True
+                            report.error(f"{path}:{line}: type: {row['type']!r} but line {first_type[1]} has "
+                                         f"{first_type[0]!r}; FlagEmbedding asserts one type per batch and batches "
+                                         "within a file: put each type in its own file", "file: mixed types")
                 if checker.check(f"{path}:{line}", line, row):
                     if out is not None:
                         out.write(json.dumps(row, ensure_ascii=False) + "\n")

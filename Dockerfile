@@ -5,7 +5,8 @@
 #
 # Base: PyTorch's *devel* image (CUDA toolkit + nvcc inside), so DeepSpeed can JIT-build its fused
 # ops (cpu_adam for ZeRO offload, fused_adam) at run time. Pinned pairings this file relies on:
-#   pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel : torch 2.13.0, CUDA 12.6, cuDNN 9
+#   pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel : torch 2.13.0, CUDA 12.6, cuDNN 9, Ubuntu 24.04 with
+#                                                  the system Python 3.12 (the official images no longer use conda)
 #   faiss-gpu-cu12 1.14.1.post1                    : needs a CUDA 12 runtime >= 12.1 and numpy 2.x
 #   deepspeed 0.19.8                               : torch >= 2.0, ops built on first use
 # Another base (e.g. a CUDA 12.8 tag for Blackwell GPUs) goes in with
@@ -21,8 +22,11 @@ ARG BGEFT_GID=1000
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
+# The base's Python is Ubuntu's, marked "externally managed" (PEP 668); an image is the one place
+# where installing into it is right, so pip may.
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_BREAK_SYSTEM_PACKAGES=1 \
     PYTHONUNBUFFERED=1 \
     HF_HOME=/cache/huggingface \
     XDG_CACHE_HOME=/cache/xdg \
@@ -36,9 +40,9 @@ WORKDIR /workspace
 # 1. Python dependencies, pinned. The base image's torch/triton/nvidia-* wheels are frozen as
 #    constraints first, so the resolver can never swap the CUDA build of torch for another one.
 COPY requirements/cuda.txt requirements/cuda.txt
-RUN python -m pip freeze \
+RUN python3 -m pip list --format=freeze \
         | grep -iE '^(torch|torchvision|torchaudio|triton|nvidia-[a-z0-9-]+)==' > /tmp/base-constraints.txt \
-    && python -m pip install -c /tmp/base-constraints.txt -r requirements/cuda.txt \
+    && python3 -m pip install -c /tmp/base-constraints.txt -r requirements/cuda.txt \
     && rm /tmp/base-constraints.txt
 
 # 2. bgeft itself (dependencies are all above; --no-deps keeps the pins exactly as installed).
@@ -48,7 +52,7 @@ COPY recipes /tmp/bgeft-src/recipes
 COPY ds_configs /tmp/bgeft-src/ds_configs
 COPY example_data /tmp/bgeft-src/example_data
 COPY pipelines /tmp/bgeft-src/pipelines
-RUN python -m pip install --no-deps /tmp/bgeft-src \
+RUN python3 -m pip install --no-deps /tmp/bgeft-src \
     && rm -rf /tmp/bgeft-src
 
 # 3. Recipes, DeepSpeed configs, example data and scripts where users look for them.
@@ -72,7 +76,7 @@ RUN if getent passwd "${BGEFT_UID}" > /dev/null; then \
     && chmod 0755 scripts/entrypoint.sh scripts/docker_quick_start.sh
 
 # 5. Prove the image: every pin, the torch build and the imports (fails the build on drift).
-RUN python scripts/verify_image.py requirements/cuda.txt \
+RUN python3 scripts/verify_image.py requirements/cuda.txt \
         --torch "${TORCH_VERSION}" --cuda "${CUDA_VERSION}" \
         --import torch FlagEmbedding transformers deepspeed faiss sentence_transformers yaml bgeft \
     && bgeft ls > /dev/null

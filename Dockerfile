@@ -9,7 +9,7 @@
 #                                                  the system Python 3.12 (the official images no longer use conda)
 #   faiss-gpu-cu12 1.14.1.post1                    : needs a CUDA 12 runtime >= 12.1 and numpy 2.x
 #   deepspeed 0.19.8                               : torch >= 2.0, ops built on first use
-# Another base (e.g. a CUDA 12.8 tag for Blackwell GPUs) goes in with
+# Another base (another torch or CUDA 12.x tag of pytorch/pytorch) goes in with
 #   --build-arg BASE_IMAGE=pytorch/pytorch:<torch>-cuda<X>-cudnn9-devel --build-arg TORCH_VERSION=<torch> --build-arg CUDA_VERSION=<X>
 # and the last build step fails if the three disagree.
 ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel

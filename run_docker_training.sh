@@ -105,6 +105,13 @@ recipe_args() {
     fi
 }
 
+# One process cannot gather negatives across devices: switch it off when the recipe asks for it.
+one_process_overrides() {
+    if [[ -f "$RECIPE" ]] && grep -Eq '^[[:space:]]+negatives_cross_device:[[:space:]]*(true|True)([[:space:]]|#|$)' "$RECIPE"; then
+        RUN+=(training.negatives_cross_device=false)
+    fi
+}
+
 choose_mode() {
     local choice
     echo "bgeft in Docker: what do you want to run?" >&2
@@ -213,7 +220,7 @@ else
     fi
     RUN+=("$IMAGE" bgeft train "$CONTAINER_RECIPE")
     case "$MODE" in
-        single | cpu) RUN+=(launch.nproc_per_node=1) ;;
+        single | cpu) RUN+=(launch.nproc_per_node=1); one_process_overrides ;;
         multi) RUN+=(launch.nproc_per_node=auto) ;;
     esac
     RUN+=(${EXTRA[@]+"${EXTRA[@]}"})

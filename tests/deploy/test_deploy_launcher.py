@@ -127,6 +127,15 @@ def test_single_with_a_recipe_path_with_spaces(env):
     assert "'/workspace/custom_recipes/book run.yaml'" in dry.stdout
 
 
+def test_one_process_switches_off_cross_device_negatives(env):
+    """bge-m3_unified asks for negatives_cross_device, which needs more than one process."""
+    single = shlex.split(launch(env, "single", "--dry-run", "--", "--overwrite").stdout)
+    assert single[-4:] == ["/workspace/custom_recipes/bge-m3_unified.yaml", "launch.nproc_per_node=1",
+                           "training.negatives_cross_device=false", "--overwrite"]
+    multi = shlex.split(launch(env, "multi", "--dry-run").stdout)
+    assert "training.negatives_cross_device=false" not in multi
+
+
 def test_recipe_inside_the_image(env):
     res = launch(env, "cpu", "--recipe", "recipes/bge-reranker.yaml", "--dry-run")
     assert res.returncode == 0, res.stderr

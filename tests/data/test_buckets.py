@@ -92,3 +92,14 @@ def test_errors_leave_nothing(inputs, tmp_path, tiny_xlmr, run_cli):
     code, _, err = run_cli("data", "buckets", a, "-o", tmp_path / "o", "--tokenizer", tiny_xlmr, "--overwrite",
                            "--bounds", "0,x")
     assert code == 2 and "--bounds 0,x: expected comma-separated whole numbers" in err
+
+
+def test_directories_and_same_file_names(tmp_path, tiny_xlmr):
+    for folder in ("cls-no_in_batch_neg", "retrieval", "sts"):
+        (tmp_path / folder).mkdir()
+        write(tmp_path / folder / "train.jsonl", [{"query": "q", "pos": ["p"], "neg": ["n"]}])
+    summary = make_buckets([tmp_path / "cls-no_in_batch_neg", tmp_path / "retrieval", tmp_path / "sts" / "train.jsonl"],
+                           tmp_path / "out", tokenizer=tiny_xlmr, bounds=(0, 100), batch_sizes=(1,))
+    assert sorted(f["path"] for f in summary.files) == [
+        "no_in_batch_neg/cls_train.len0-100-no_in_batch_neg.jsonl", "retrieval_train.len0-100.jsonl",
+        "sts_train.len0-100.jsonl"]

@@ -13,8 +13,9 @@ tokenizer; no special tokens) of its query and passages. Bucket ``i`` holds leng
 FlagEmbedding's ``AbsEmbedderSameDatasetTrainDataset`` reads a file's per-device batch size from its
 first row's ``batch_size`` column and builds every batch from one file.
 
-Files are split per input and per ``type`` (a batch must not mix types): ``DIR/<input>.len<lo>-<hi>.jsonl``
-(``<input>.<type>.len…`` when one input holds several types). Inputs named ``…no_in_batch_neg`` go to
+Inputs may be files or directories (their .json/.jsonl files, as FlagEmbedding reads them). Files are
+split per input and per ``type`` (a batch must not mix types): ``DIR/<input>.len<lo>-<hi>.jsonl``
+(``<input>.<type>.len…`` when one input holds several types). Inputs named ``…no_in_batch_neg`` (or inside such a directory) go to
 ``DIR/no_in_batch_neg/<input>.len<lo>-<hi>-no_in_batch_neg.jsonl`` so the flag survives whether
 ``train_data`` lists the directories or the files. ``DIR/buckets.yaml`` records bounds, batch sizes,
 files and the ``train_data`` entries to use. The directory is built beside ``DIR`` and renamed into
@@ -121,12 +122,42 @@ def _final_names(writer: _Writer, bounds) -> dict:
         types_per_input.setdefault(source, set()).add(ty)
     names = {}
     for key in writer.counts:
-        (stem, no_in_batch), ty, b = key
-        base = stem[: -len(NO_IN_BATCH)].rstrip("-_.") if no_in_batch else stem
+        (label, no_in_batch), ty, b = key
+        base = _strip_flag(label)
         typed = f".{ty}" if len(types_per_input[key[0]]) > 1 else ""
         name = f"{base}{typed}.len{bounds[b]}-{bounds[b + 1]}{'-' + NO_IN_BATCH if no_in_batch else ''}.jsonl"
         names[key] = f"{NO_IN_BATCH}/{name}" if no_in_batch else name
     return names
+
+
+def _strip_flag(name: str) -> str:
+    return name[: -len(NO_IN_BATCH)].rstrip("-_.") if name.endswith(NO_IN_BATCH) else name
+
+
+def _label_inputs(paths) -> list[tuple[Path, str, bool]]:
+    """``(file, label, no_in_batch_neg)`` per input file; a directory stands for its .json/.jsonl files
+    (as FlagEmbedding reads it) and its name decides the no_in_batch_neg flag, as in FlagEmbedding."""
+    files: list[tuple[Path, bool]] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix in (".json", ".jsonl") and f.is_file())
+            if not found:
+                raise UserError(f"{p}: no .json/.jsonl files in this directory")
+            files += [(f, p.name.endswith(NO_IN_BATCH)) for f in found]
+        else:
+            files.append((p, p.stem.endswith(NO_IN_BATCH) or p.parent.name.endswith(NO_IN_BATCH)))
+    stems = [f.stem for f, _ in files]
+    out, seen = [], {}
+    for f, flag in files:
+        if flag and not f.stem.endswith(NO_IN_BATCH):  # flagged by its directory: name it after it
+            label = f"{_strip_flag(f.parent.name)}_{f.stem}"
+        else:
+            label = f.stem if stems.count(f.stem) == 1 else f"{_strip_flag(f.parent.name)}_{f.stem}"
+        if label in seen:
+            raise UserError(f"{f}: its bucket files would have the same names as those of {seen[label]}; rename one")
+        seen[label] = f
+        out.append((f, label, flag))
+    return out
 
 
 def make_buckets(paths, out_dir, *, tokenizer, bounds=DEFAULT_BOUNDS, batch_sizes=DEFAULT_BATCH_SIZES,
@@ -137,19 +168,16 @@ def make_buckets(paths, out_dir, *, tokenizer, bounds=DEFAULT_BOUNDS, batch_size
     out_dir = Path(out_dir)
     if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not overwrite)):
         raise UserError(f"{out_dir}: exists and is not an empty directory; choose a new -o DIR or pass --overwrite")
-    stems: dict[str, str] = {}
-    for p in map(Path, paths):
-        if p.stem in stems:
-            raise UserError(f"{p}: another input is also named {p.stem!r} ({stems[p.stem]}); rename one")
-        stems[p.stem] = str(p)
+    inputs = _label_inputs(paths)
+    stems = {label: str(p) for p, label, _ in inputs}
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
     summary = BucketSummary(out=str(out_dir))
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
     writer = _Writer(tmp)
     try:
-        for p in map(Path, paths):
-            source = (p.stem, p.stem.endswith(NO_IN_BATCH))
+        for p, label, no_in_batch in inputs:
+            source = (label, no_in_batch)
             chunk: list[dict] = []
             for _, row in iter_rows(p, encoding):
                 chunk.append(row)

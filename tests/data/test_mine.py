@@ -104,6 +104,21 @@ def test_m3_class_and_detection(tiny_xlmr, tmp_path):
     assert summary.negatives == 12
 
 
+def test_index_kinds():
+    import numpy as np
+
+    from bgeft.data.search import build_index, gpu_available, search
+
+    vecs = np.random.default_rng(0).standard_normal((400, 16)).astype("float32")
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    for kind in ("flat", "ivf", "hnsw"):
+        scores, ids = search(build_index(vecs, kind, gpu="no"), vecs[:20], 5)
+        assert ids[:, 0].tolist() == list(range(20)) and scores.shape == (20, 5)
+    if not gpu_available():
+        with pytest.raises(UserError, match="--faiss-gpu yes: this faiss has no GPU support or sees no GPU"):
+            build_index(vecs, "flat", gpu="yes")
+
+
 def test_bm25_tokens_chinese_and_english():
     assert bm25_tokens("白鹭河的渡口, Old Ferry!") == ["白鹭", "河", "的", "渡口", "old", "ferry"]
 

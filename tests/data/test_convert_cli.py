@@ -64,3 +64,14 @@ def test_one_line_json_array_streams_in_byte_chunks(tmp_path, monkeypatch):
     with open_text(src) as fh:
         assert [value for _, value in jsonstream.iter_json_values(fh)] == rows
         assert fh.encoding == "gb18030"
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 64])
+def test_any_chunk_boundary_parses_like_json_loads(tmp_path, monkeypatch, chunk):
+    monkeypatch.setattr(jsonstream, "CHUNK_CHARS", chunk)
+    values = [{"query": "引号\"和\\u转义\u00e9", "pos": ["x" * 40], "neg": [], "pos_scores": [12345.678e-2, -0.5],
+               "flag": True, "none": None}, 123456789, -1.25e10, "字符串", [True, False, None], {}]
+    src = tmp_path / "values.json"
+    src.write_text(json.dumps(values, ensure_ascii=False), encoding="utf-8")
+    with open_text(src) as fh:
+        assert [value for _, value in jsonstream.iter_json_values(fh)] == values

@@ -121,12 +121,12 @@ def _is_json_lines(path: str, encoding: str, limit: int = 16 << 20) -> bool:
     """One complete object on the first line and more after it is JSON Lines even when the file is named
     .json; an object spread over lines (or one line holding the whole file) is a JSON document."""
     with open_text(path, encoding) as src:
-        first = src.read_chunk(limit)  # the first line, or its first 16 MiB
+        first = src.read_chunk(limit, line=True)  # the first line, or its first 16 MiB
         try:
             json.loads(first)
         except ValueError:
             return False
-        return any(src.read_chunk(4096).strip() for _ in range(64))
+        return bool(src.read_chunk(1 << 16).strip())
 
 
 def _looks_msmarco(head: str) -> bool:

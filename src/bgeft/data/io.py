@@ -119,14 +119,14 @@ class TextSource:
         self._seen_non_ascii = True
         return text
 
-    def read_chunk(self, size: int = 1 << 20) -> str:
-        """Up to about ``size`` bytes of text, ending at a line end or, for very long lines, anywhere
-        (a character cut at the boundary is completed by the next call); '' at end of file. Lets a
-        one-line multi-gigabyte JSON file stream in bounded memory. Do not mix with ``readline``."""
+    def read_chunk(self, size: int = 1 << 20, line: bool = False) -> str:
+        """About ``size`` bytes of text (with ``line``: stopping at the first line end), cut anywhere; a
+        character split at the boundary is completed by the next call; '' at end of file. Lets a one-line
+        multi-gigabyte JSON file stream in bounded memory. Do not mix with ``readline``."""
         if self._chunk_decoder is None:
             self._chunk_decoder = codecs.getincrementaldecoder(self._codec)("strict")
         while True:
-            raw = self._file.readline(size)
+            raw = self._file.readline(size) if line else self._file.read(size)
             pending = self._chunk_decoder.getstate()[0]  # bytes of a character cut by the last chunk
             try:
                 text = self._chunk_decoder.decode(raw, final=not raw)

@@ -113,11 +113,16 @@ class _Buffer:
         while True:
             try:
                 value, end = _decoder.raw_decode(self.text, self.pos)
+                if end == len(self.text) and not self.eof:  # a number or literal may go on in the next chunk
+                    raise json.JSONDecodeError("cut", self.text, end)
             except json.JSONDecodeError as exc:
-                at_end = not self.text[exc.pos:].strip()
-                if at_end and (self.eof or len(self.text) - self.pos > MAX_ELEMENT_CHARS):
-                    raise self.fail(f"invalid JSON: {exc.msg} at end of file (truncated file?)"
-                                    if self.eof else "JSON element larger than 256 MiB") from None
+                # chunks are cut anywhere: an error close to the buffer's end, or a string running past
+                # it, may only mean the element continues in the next chunk
+                at_end = len(self.text) - exc.pos <= 16 or exc.msg.startswith("Unterminated string")
+                if at_end and self.eof:
+                    raise self.fail(f"invalid JSON: {exc.msg} at end of file (truncated file?)") from None
+                if at_end and len(self.text) - self.pos > MAX_ELEMENT_CHARS:
+                    raise self.fail("JSON element larger than 256 MiB") from None
                 if not at_end:
                     raise self.fail(f"invalid JSON ({exc.msg})", exc.pos) from None
                 self.fill(want)

@@ -101,17 +101,18 @@ def _check_plan(found: list[Detected], output: Path, opts: Options) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IN", help="input files (format detected per file)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl", help="training JSONL to write")
-    parser.add_argument("--format", default="auto", choices=FORMATS,
-                        help="container (jsonl json csv tsv) or record shape; default: detect per file")
-    parser.add_argument("--encoding", help="force the input encoding (utf-8, utf-8-sig, gb18030, gbk, gb2312)")
-    parser.add_argument("--negatives", type=int, default=15,
+    parser.add_argument("--format", default="auto", choices=FORMATS, metavar="FORMAT",
+                        help=f"{' | '.join(FORMATS)}: a container (jsonl json csv tsv) or a record shape; "
+                             "default auto: detect per file")
+    parser.add_argument("--encoding", metavar="ENC", help="force the input encoding (utf-8, utf-8-sig, gb18030, gbk, gb2312)")
+    parser.add_argument("--negatives", type=int, default=15, metavar="N",
                         help="negatives drawn per row for SQuAD/STS/classification/clustering (default 15)")
-    parser.add_argument("--seed", type=int, default=42, help="seed for the drawn negatives (default 42)")
-    parser.add_argument("--prompt", help="set this prompt (instruction) on every row")
-    parser.add_argument("--min-score", type=float,
+    parser.add_argument("--seed", type=int, default=42, metavar="N", help="seed for the drawn negatives (default 42)")
+    parser.add_argument("--prompt", metavar="TEXT", help="set this prompt (instruction) on every row")
+    parser.add_argument("--min-score", type=float, metavar="S",
                         help="STS: lowest score kept as a positive pair (default 80%% of the highest score)")
-    parser.add_argument("--qrels", help="TREC topics: qrels file (TREC 'qid 0 docid rel' or BEIR TSV)")
-    parser.add_argument("--corpus", help="TREC topics: BEIR corpus.jsonl holding the judged documents")
+    parser.add_argument("--qrels", metavar="FILE", help="TREC topics: qrels file (TREC 'qid 0 docid rel' or BEIR TSV)")
+    parser.add_argument("--corpus", metavar="FILE", help="TREC topics: BEIR corpus.jsonl holding the judged documents")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -240,10 +240,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true", help="exit 1 when any error is found")
     parser.add_argument("--fix", metavar="OUT", help="write the valid rows (first of duplicates) to OUT")
     parser.add_argument("--kd", action="store_true", help="require pos_scores/neg_scores (knowledge_distillation)")
-    parser.add_argument("--train-group-size", type=int, help="warn about rows with fewer negatives than this - 1")
+    parser.add_argument("--train-group-size", type=int, metavar="N", help="warn about rows with fewer negatives than this - 1")
     parser.add_argument("--tokenizer", metavar="PATH", help="local tokenizer to measure passages with")
-    parser.add_argument("--max-tokens", type=int, help="warn about passages longer than this (passage_max_len)")
-    parser.add_argument("--limit", type=int, default=20, help="messages to print per kind (default 20)")
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="warn about passages longer than this (passage_max_len)")
+    parser.add_argument("--limit", type=int, default=20, metavar="N", help="messages to print per kind (default 20)")
 
 
 def run(args: argparse.Namespace) -> int:

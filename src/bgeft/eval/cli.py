@@ -163,6 +163,22 @@ def main(argv: list[str] | None = None) -> int:
     if not a.verb:
         parser.print_help()
         return 2
+    if not getattr(a, "no_progress", False):
+        return _dispatch(a)
+    import os
+
+    before = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # FlagEmbedding's own encode bars too (tqdm >= 4.66)
+    try:
+        return _dispatch(a)
+    finally:
+        if before is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = before
+
+
+def _dispatch(a) -> int:
     from .report import RENDERERS
 
     out = a.out

@@ -93,7 +93,8 @@ def render_retriever(result: dict, images: list[str]) -> str:
     out.append("## Timing\n")
     t, c = result["timing"], result["cache"]
     enc = "reused from the cache" if c["hit"] else "encoded"
-    rows = [["encode corpus (" + enc + ")", t["encode_corpus_s"]], ["encode queries", t["encode_queries_s"]]]
+    rows = [["load model", t.get("load_model_s")], ["encode corpus (" + enc + ")", t["encode_corpus_s"]],
+            ["encode queries", t["encode_queries_s"]]]
     rows += [[f"search: {m}", v] for m, v in t["search_s"].items()] + [["total", t["total_s"]]]
     out.append(table(["step", "seconds"], rows))
     out += _plots_and_notes(images, result)

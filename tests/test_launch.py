@@ -60,6 +60,12 @@ def test_cuda_auto_uses_every_gpu_with_bf16_and_deepspeed(make):
                          "--bf16", "True", "--fp16", "False", "--deepspeed", str(make.tmp / "zero2.json")]
 
 
+def test_deepspeed_on_one_process_still_goes_through_torchrun(make):
+    plan = make_plan(make("deepspeed: zero2.json"), CPU, env={}, python=PY)
+    assert plan.argv[:8] == [PY, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--standalone",
+                             "-m", "bgeft.worker"]
+
+
 def test_cuda_without_bf16_falls_back_to_fp16(make):
     plan = make_plan(make("nproc_per_node: 2"), V100x4, env={}, python=PY)
     assert plan.argv[:6] == [PY, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone"]
@@ -126,6 +132,13 @@ def test_multi_node_env_mappings(make, env):
 def test_pet_nnodes_range_and_explicit_env_precedence():
     layout = node_layout({"PET_NNODES": "2:2", "PET_NODE_RANK": "1", "NODE_RANK": "0", "PET_MASTER_ADDR": "m"})
     assert layout == NodeLayout(2, 0, None, "m", 29500, "NNODES/NODE_RANK/MASTER_*, Kubeflow PET_*")
+
+
+def test_kubeflow_nproc_auto_means_every_visible_device(make):
+    plan = make_plan(make(), A100x8, env={"PET_NPROC_PER_NODE": "auto", "PET_NNODES": "2", "PET_NODE_RANK": "1",
+                                          "PET_MASTER_ADDR": "m", "PET_MASTER_PORT": "23456"}, python=PY)
+    assert plan.argv[3:15] == ["--nproc_per_node", "8", "--nnodes", "2", "--node_rank", "1", "--master_addr", "m",
+                               "--master_port", "23456", "-m", "bgeft.worker"]
 
 
 def test_bad_node_env_messages():

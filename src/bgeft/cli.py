@@ -24,7 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(GROUPS[argv[0]][0])
         return _guard(lambda: module.main(argv[1:]))
     parser = build_parser()
-    args = parser.parse_args(argv)
+    if argv and argv[0] in INTERMIXED:
+        # flags may come after or between the section.key=value overrides
+        args = INTERMIXED[argv[0]].parse_intermixed_args(argv[1:])
+    else:
+        args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
@@ -41,6 +45,9 @@ def _guard(fn) -> int:
         print("bgeft: interrupted", file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+INTERMIXED: dict[str, argparse.ArgumentParser] = {}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("recipe")
     s.add_argument("overrides", nargs="*", metavar="section.key=value")
     s.set_defaults(func=_verb("recipes_cmd", "cmd_validate"))
+    INTERMIXED["validate"] = s
 
     s = sub.add_parser("train", help="train from a recipe")
     s.add_argument("recipe")
@@ -78,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-data-check", action="store_true",
                    help="skip validating every train_data row before launch")
     s.set_defaults(func=_verb("train_cmd", "cmd_train"))
+    INTERMIXED["train"] = s
 
     s = sub.add_parser("env", help="check the installation: versions, devices, what is missing")
     s.set_defaults(func=_verb("envcheck", "cmd_env"))

@@ -2,7 +2,8 @@
 
 The plan is a plain value (argv list, env additions, output dir) that ``--dry-run`` prints and
 ``runs.execute`` runs. One process: ``python -m bgeft.worker TASK …`` (the FlagEmbedding runner of
-the task, plus a pre-emption callback); more: ``torchrun … -m bgeft.worker TASK …``.
+the task, plus a pre-emption callback); more, or DeepSpeed (which needs the distributed env
+torchrun sets up): ``python -m torch.distributed.run … -m bgeft.worker TASK …`` (= torchrun).
 """
 from __future__ import annotations
 
@@ -84,6 +85,8 @@ def _int_env(env, name: str) -> int | None:
     raw = env.get(name)
     if raw in (None, ""):
         return None
+    if name.endswith("NPROC_PER_NODE") and raw in ("auto", "gpu", "npu"):
+        return None  # Kubeflow's nprocPerNode: auto -> every visible device, as launch.nproc_per_node: auto
     value = raw.split(":")[-1]  # PET_NNODES may be "min:max"
     try:
         return int(value)
@@ -206,7 +209,7 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
     args = to_argv(recipe.section("model")) + to_argv(recipe.section("data")) + to_argv(training)
     python = python or sys.executable
     task = recipe.data["task"]
-    if world == 1:
+    if world == 1 and not launch.get("deepspeed"):
         argv = [python, "-m", "bgeft.worker", task, *args]
     else:
         argv = [python, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]

@@ -137,10 +137,41 @@ def write_manifest(plan: Plan, recipe_data: dict, recipe_path: Path) -> None:
                                           encoding="utf-8")
 
 
-def execute(plan: Plan, log_name: str = "train.log") -> int:
-    """Run the plan, tee its output into output_dir/train.log, forward SIGTERM/SIGINT."""
+def secret_values(recipe_data: dict, environ=None) -> list[str]:
+    """Values to mask in the output: secret-named recipe keys, and HF_TOKEN (FlagEmbedding's
+    model arguments default their ``token`` to it and log it)."""
+    environ = os.environ if environ is None else environ
+    found = [str(v) for sec in recipe_data.values() if isinstance(sec, dict)
+             for k, v in sec.items() if SECRET_KEY.search(str(k)) and v not in (None, "")]
+    found += [environ[k] for k in environ if SECRET_KEY.search(k) and len(environ[k]) >= 6]
+    return sorted(set(found), key=len, reverse=True)
+
+
+class _Masker:
+    """Replace secret values in a byte stream, holding back a partial line between chunks."""
+
+    def __init__(self, secrets: list[str]):
+        self.secrets = [s.encode() for s in secrets if s]
+        self.pending = b""
+
+    def feed(self, chunk: bytes, final: bool = False) -> bytes:
+        data = self.pending + chunk
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1 if not final else len(data)
+        if self.secrets and cut == 0 and len(data) < 65536:
+            self.pending = data
+            return b""
+        cut = cut or len(data)
+        out, self.pending = data[:cut], data[cut:]
+        for secret in self.secrets:
+            out = out.replace(secret, b"***")
+        return out
+
+
+def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None = None) -> int:
+    """Run the plan, tee its output (secrets masked) into output_dir/train.log, forward SIGTERM/SIGINT."""
     env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
     log_path = plan.output_dir / log_name
+    masker = _Masker(secrets or [])
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
@@ -151,10 +182,14 @@ def execute(plan: Plan, log_name: str = "train.log") -> int:
         previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             out = sys.stdout.buffer
-            while chunk := os.read(proc.stdout.fileno(), 65536):
-                out.write(chunk)
+            while True:
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                text = masker.feed(chunk, final=not chunk)
+                out.write(text)
                 out.flush()
-                log.write(chunk)
+                log.write(text)
+                if not chunk:
+                    break
             return proc.wait()
         finally:
             for s, handler in previous.items():

@@ -53,7 +53,7 @@ def plan_for(recipe_path: str, overrides: list[str], resume: bool = False, devic
 
 
 def cmd_train(args) -> int:
-    from .runs import execute, prepare_output_dir, write_manifest
+    from .runs import execute, prepare_output_dir, secret_values, write_manifest
 
     recipe = recipes.validate(recipes.apply_overrides(recipes.load(args.recipe), args.overrides))
     materialize(recipe.data)
@@ -75,7 +75,7 @@ def cmd_train(args) -> int:
             plan.notes.append("--resume: no checkpoint in output_dir yet, starting fresh")
     print(plan.render(), flush=True)
     write_manifest(plan, recipe.data, recipe.path)
-    code = execute(plan)
+    code = execute(plan, secrets=secret_values(recipe.data))
     if code != 0:
         print(f"bgeft: training exited with code {code}; full log: {plan.output_dir / 'train.log'}"
               + ("; continue with --resume" if code == 143 else ""), file=sys.stderr)

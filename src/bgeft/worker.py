@@ -7,9 +7,10 @@
   exit 143 so ``bgeft train --resume`` continues from it. With several processes the stop flag is
   all-reduced each step, so every rank stops at the same step.
 * resume for encoder models: FlagEmbedding saves a checkpoint as the bare encoder (+ M3's
-  colbert/sparse heads), which the HF Trainer cannot load back into FlagEmbedding's wrapper model
-  (the keys differ by the ``model.`` prefix, and it only warns), so the worker loads them itself
-  before training continues.
+  colbert/sparse heads), which the HF Trainer cannot load back into FlagEmbedding's wrapper model:
+  the keys differ by the ``model.`` prefix, and with transformers 5 ``_load_from_checkpoint``
+  even crashes on the wrapper (no ``_keys_to_ignore_on_save``). The worker loads the weights
+  itself and lets the Trainer restore only optimizer, scheduler, RNG and trainer state.
 """
 from __future__ import annotations
 
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     resume = training_args.resume_from_checkpoint
     if resume and task.name in ENCODER_TASKS and not training_args.deepspeed:
         _restore_encoder_checkpoint(runner, resume)
+        runner.trainer._load_from_checkpoint = lambda *args, **kwargs: None
     Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
     runner.trainer.train(resume_from_checkpoint=resume)
     if flag.requested:

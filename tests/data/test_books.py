@@ -33,7 +33,8 @@ def test_sentences_keep_closing_quotes():
 @pytest.mark.parametrize("line,expected", [
     ("第一章 渡口", True), ("第十二回", True), ("第3节：开始", True), ("Chapter 7", True),
     ("CHAPTER IV. The River", True), ("Chapter Twenty-One", True),
-    ("第一堂课上，林远舟吹了一首歌。", False), ("第一章的故事很长，我们从渡口说起。", False), ("Chapters of life", False),
+    ("第一堂课上，林远舟吹了一首歌。", False), ("第一章的故事很长，我们从渡口说起。", False),
+    ("Chapters of life", False),
 ])
 def test_chapter_headings(line, expected):
     assert is_chapter_heading(line) is expected

@@ -23,9 +23,10 @@ def read(path):
 
 @pytest.fixture
 def inputs(tmp_path):
-    retrieval = [{"query": f"问题{i}", "pos": ["河" * (3 * i + 1)], "neg": ["镇"], "prompt": "找段落："} for i in range(12)]
-    labels = [{"query": f"text {i}", "pos": ["好" * i or "a"], "neg": ["坏"], "type": "symmetric_class" if i % 2 else "only_1neg"}
-              for i in range(6)]
+    retrieval = [{"query": f"问题{i}", "pos": ["河" * (3 * i + 1)], "neg": ["镇"], "prompt": "找段落："}
+                 for i in range(12)]
+    labels = [{"query": f"text {i}", "pos": ["好" * i or "a"], "neg": ["坏"],
+               "type": "symmetric_class" if i % 2 else "only_1neg"} for i in range(6)]
     a, b = tmp_path / "book.jsonl", tmp_path / "labels-no_in_batch_neg.jsonl"
     write(a, retrieval)
     write(b, labels)

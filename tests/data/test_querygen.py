@@ -47,8 +47,9 @@ class ChatServer:
                     return self._send(429 if "钟" in passage else 503, {"error": "busy"}, {"Retry-After": "0"})
                 if "FAIL" in passage and server.fail:
                     return self._send(500, {"error": "boom"})
-                content = "```json\n" + json.dumps({"zh": [f"{passage[:4]}在哪里？", f"{passage[:4]}是什么？"],
-                                                    "en": [f"What about {len(passage)}?"]}, ensure_ascii=False) + "\n```"
+                answer = {"zh": [f"{passage[:4]}在哪里？", f"{passage[:4]}是什么？"],
+                          "en": [f"What about {len(passage)}?"]}
+                content = "```json\n" + json.dumps(answer, ensure_ascii=False) + "\n```"
                 return self._send(200, {"choices": [{"message": {"role": "assistant", "content": content}}]})
 
             def _send(self, code, payload, headers=None):
@@ -116,7 +117,8 @@ def test_retries_resume_and_secret(server, corpus, tmp_path, monkeypatch, run_cl
 def test_fatal_answers_stop_without_leaking(server, corpus, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("MY_KEY", "wrong-" + SECRET)
     with pytest.raises(UserError, match=r"answered HTTP 401 Unauthorized: .*Incorrect API key.*\$MY_KEY") as exc:
-        generate_queries(corpus, tmp_path / "o.jsonl", base_url=server.url, model="m", api_key_env="MY_KEY", backoff=0.01)
+        generate_queries(corpus, tmp_path / "o.jsonl", base_url=server.url, model="m", api_key_env="MY_KEY",
+                         backoff=0.01)
     assert SECRET not in str(exc.value) + "".join(capsys.readouterr())
     with pytest.raises(UserError, match="answered HTTP 404 Not Found"):
         generate_queries(corpus, tmp_path / "o.jsonl", base_url=server.url, model="missing-model", api_key=SECRET,

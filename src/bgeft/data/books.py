@@ -56,7 +56,8 @@ class SplitSummary:
         out = [f"split {self.books} book(s), {self.chapters} chapter(s) into {self.passages} passages -> {self.out}"]
         if self.lengths:
             mean = sum(self.lengths) / len(self.lengths)
-            out.append(f"passage length ({self.unit}): min {min(self.lengths)}, mean {mean:.1f}, max {max(self.lengths)}")
+            out.append(f"passage length ({self.unit}): min {min(self.lengths)}, mean {mean:.1f}, "
+                       f"max {max(self.lengths)}")
         return out
 
 
@@ -166,7 +167,8 @@ def token_windows(text: str, s: int, e: int, counter: TokenCounter, size: int, o
     return spans
 
 
-def pack(text: str, units: list[tuple[int, int]], counter: TokenCounter, max_tokens: int, overlap: int) -> list[tuple[int, int]]:
+def pack(text: str, units: list[tuple[int, int]], counter: TokenCounter, max_tokens: int,
+         overlap: int) -> list[tuple[int, int]]:
     """Greedily join consecutive units into passages of at most ``max_tokens`` tokens."""
     pieces = []
     for s, e in units:  # a paragraph over the budget is cut into sentences, a sentence into token windows
@@ -246,7 +248,8 @@ def split_books(paths, out, *, by: str = "paragraph", max_tokens: int | None = N
         if p.suffix.lower() not in (".txt", ".md", ".markdown"):
             raise UserError(f"{p}: split-book reads .txt and .md books; convert it to plain text first")
         if p.stem in names:
-            raise UserError(f"{p}: another book is also named {p.stem!r} ({names[p.stem]}); rename one, ids use the name")
+            raise UserError(f"{p}: another book is also named {p.stem!r} ({names[p.stem]}); "
+                            "rename one, ids use the name")
         names[p.stem] = p
     summary = SplitSummary(out=str(out), unit="tokens" if counter else "characters")
     rows = []
@@ -278,7 +281,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-tokens", type=int, default=None,
                         help="token budget per passage, counted with --tokenizer (packs units up to it)")
     parser.add_argument("--overlap", type=int, default=0, help="tokens shared by consecutive passages (default 0)")
-    parser.add_argument("--tokenizer", default=None, metavar="PATH", help="target model (directory) whose tokenizer counts tokens")
+    parser.add_argument("--tokenizer", default=None, metavar="PATH",
+                        help="target model (directory) whose tokenizer counts tokens")
     parser.add_argument("--encoding", default=None, help="force the books' encoding (default: detect)")
 
 

@@ -15,11 +15,11 @@ first row's ``batch_size`` column and builds every batch from one file.
 
 Inputs may be files or directories (their .json/.jsonl files, as FlagEmbedding reads them). Files are
 split per input and per ``type`` (a batch must not mix types): ``DIR/<input>.len<lo>-<hi>.jsonl``
-(``<input>.<type>.len…`` when one input holds several types). Inputs named ``…no_in_batch_neg`` (or inside such a directory) go to
-``DIR/no_in_batch_neg/<input>.len<lo>-<hi>-no_in_batch_neg.jsonl`` so the flag survives whether
-``train_data`` lists the directories or the files. ``DIR/buckets.yaml`` records bounds, batch sizes,
-files and the ``train_data`` entries to use. The directory is built beside ``DIR`` and renamed into
-place, so an error never leaves half a bucket set.
+(``<input>.<type>.len…`` when one input holds several types). Inputs named ``…no_in_batch_neg`` (or
+inside such a directory) go to ``DIR/no_in_batch_neg/<input>.len<lo>-<hi>-no_in_batch_neg.jsonl`` so the
+flag survives whether ``train_data`` lists the directories or the files. ``DIR/buckets.yaml`` records
+bounds, batch sizes, files and the ``train_data`` entries to use. The directory is built beside ``DIR``
+and renamed into place, so an error never leaves half a bucket set.
 """
 from __future__ import annotations
 
@@ -76,9 +76,11 @@ def parse_ints(text: str, flag: str) -> tuple[int, ...]:
 
 def _check(bounds, batch_sizes) -> None:
     if len(bounds) < 2 or any(b < 0 for b in bounds) or list(bounds) != sorted(set(bounds)):
-        raise UserError(f"--bounds {','.join(map(str, bounds))}: need at least two increasing token counts, e.g. 0,500,1000")
+        raise UserError(f"--bounds {','.join(map(str, bounds))}: need at least two increasing token counts, "
+                        "e.g. 0,500,1000")
     if len(batch_sizes) != len(bounds) - 1:
-        raise UserError(f"--batch-sizes: {len(bounds) - 1} buckets need {len(bounds) - 1} batch sizes, got {len(batch_sizes)}")
+        n = len(bounds) - 1
+        raise UserError(f"--batch-sizes: {n} buckets need {n} batch sizes, got {len(batch_sizes)}")
     if any(b < 1 for b in batch_sizes):
         raise UserError("--batch-sizes: every batch size must be at least 1")
 
@@ -225,9 +227,11 @@ def _assign(tok, rows, source, bounds, batch_sizes, writer: _Writer, summary: Bu
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("inputs", nargs="+", metavar="IN.jsonl", help="training JSONL files (prompt/type columns are kept)")
+    parser.add_argument("inputs", nargs="+", metavar="IN.jsonl",
+                        help="training JSONL files or directories (prompt/type columns are kept)")
     parser.add_argument("-o", "--output", required=True, metavar="DIR", help="new directory for the bucket files")
-    parser.add_argument("--tokenizer", required=True, metavar="PATH", help="the target model (directory) to count tokens with")
+    parser.add_argument("--tokenizer", required=True, metavar="PATH",
+                        help="the target model (directory) to count tokens with")
     parser.add_argument("--bounds", default=",".join(map(str, DEFAULT_BOUNDS)),
                         help="bucket edges in tokens (default %(default)s)")
     parser.add_argument("--batch-sizes", default=",".join(map(str, DEFAULT_BATCH_SIZES)),

@@ -32,8 +32,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from .records import read_corpus, read_rows, write_jsonl
-from .search import (INDEX_KINDS, MODEL_CLASSES, POOLINGS, BM25Index, DenseEncoder, build_index, check_model_dir,
-                     search)
+from .search import INDEX_KINDS, MODEL_CLASSES, POOLINGS, BM25Index, DenseEncoder, build_index, check_model_dir, search
 
 
 @dataclass
@@ -59,16 +58,19 @@ class MineSummary:
         out = [
             f"mined {self.negatives} negatives for {self.rows} rows from a pool of {self.pool} passages -> {self.out}",
             f"candidates in range: {self.candidates}; removed: {self.removed_positive} equal to a positive, "
-            f"{self.removed_query} equal to the query, {self.removed_margin} by the margin filter (likely false negatives)",
+            f"{self.removed_query} equal to the query, {self.removed_margin} by the margin filter "
+            "(likely false negatives)",
             f"sources: {self.negatives - self.from_bm25 - self.from_random} dense, {self.from_bm25} bm25, "
             f"{self.from_random} random top-up",
-            f"time: encode {self.seconds_encode:.1f}s, search {self.seconds_search:.1f}s, select {self.seconds_select:.1f}s",
+            f"time: encode {self.seconds_encode:.1f}s, search {self.seconds_search:.1f}s, "
+            f"select {self.seconds_select:.1f}s",
         ]
         if self.stale_scores:
             out.append(f"removed stale pos_scores/neg_scores from {self.stale_scores} rows; "
                        "add teacher scores with `bgeft data score`")
         if self.short_rows:
-            out.append(f"warning: {self.short_rows} rows got fewer negatives than asked (a small pool or a strict margin)")
+            out.append(f"warning: {self.short_rows} rows got fewer negatives than asked "
+                       "(a small pool or a strict margin)")
         if self.empty_rows:
             out.append(f"warning: {self.empty_rows} rows have no negatives; FlagEmbedding cannot train on them "
                        "(give a bigger --corpus or lower --range)")
@@ -230,20 +232,27 @@ def _random_top_up(rng: random.Random, pool: list[str], flt: _Row, seen: set[int
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN.jsonl", help="training rows (query, pos, optional neg)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl")
-    parser.add_argument("--model", required=True, metavar="PATH", help="embedder directory (BGE-M3, BGE, or the demo model)")
+    parser.add_argument("--model", required=True, metavar="PATH",
+                        help="embedder directory (BGE-M3, BGE, or the demo model)")
     parser.add_argument("--corpus", default=None, metavar="CORPUS.jsonl",
                         help="candidate pool (BEIR corpus or {\"text\"} lines); default: the file's own passages")
-    parser.add_argument("--range", default="10-100", metavar="START-END", help="search ranks to draw negatives from (default 10-100)")
+    parser.add_argument("--range", default="10-100", metavar="START-END",
+                        help="search ranks to draw negatives from (default 10-100)")
     parser.add_argument("--negatives", type=int, default=15, help="negatives per row (default 15)")
     parser.add_argument("--margin", type=float, default=0.05,
                         help="drop candidates scoring above lowest_pos_score*(1-margin) (default 0.05)")
-    parser.add_argument("--no-margin-filter", action="store_true", help="keep candidates however close to the positives")
-    parser.add_argument("--bm25", type=int, default=0, metavar="N", help="take N of the negatives from BM25 (bm25s + jieba)")
-    parser.add_argument("--index", choices=INDEX_KINDS, default="flat", help="faiss index: exact flat (default), ivf, hnsw")
-    parser.add_argument("--faiss-gpu", choices=("auto", "yes", "no"), default="auto", help="search on GPUs (default: when available)")
+    parser.add_argument("--no-margin-filter", action="store_true",
+                        help="keep candidates however close to the positives")
+    parser.add_argument("--bm25", type=int, default=0, metavar="N",
+                        help="take N of the negatives from BM25 (bm25s + jieba)")
+    parser.add_argument("--index", choices=INDEX_KINDS, default="flat",
+                        help="faiss index: exact flat (default), ivf, hnsw")
+    parser.add_argument("--faiss-gpu", choices=("auto", "yes", "no"), default="auto",
+                        help="search on GPUs (default: when available)")
     parser.add_argument("--model-class", choices=MODEL_CLASSES, default="auto",
                         help="m3: BGEM3FlagModel, base: FlagModel (default: m3 when colbert/sparse heads exist)")
-    parser.add_argument("--pooling", choices=POOLINGS, default="auto", help="FlagModel pooling (default: from 1_Pooling, else cls)")
+    parser.add_argument("--pooling", choices=POOLINGS, default="auto",
+                        help="FlagModel pooling (default: from 1_Pooling, else cls)")
     parser.add_argument("--query-instruction", default=None, help="instruction prefixed to every query")
     parser.add_argument("--devices", nargs="+", default=None, help="e.g. cuda:0 cuda:1 (default: FlagEmbedding picks)")
     parser.add_argument("--fp32", action="store_true", help="encode in fp32 instead of fp16")

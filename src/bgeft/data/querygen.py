@@ -13,12 +13,12 @@ Python API (used by the pipeline)::
 
 For every passage of ``corpus`` (BEIR ``corpus.jsonl``) the endpoint is asked for ``zh`` Chinese and
 ``en`` English questions answered by the passage; each becomes a row ``{"query": q, "pos": [passage],
-"neg": []}`` (like ``bgeft data convert`` writes rows without negatives: run ``bgeft data mine`` next). Requests run ``concurrency`` at a time; 429, 5xx,
-timeouts, refused connections and unreadable answers are retried ``max_retries`` times with exponential
-backoff (``Retry-After`` honoured). Finished passages are appended to ``OUT.partial`` as they complete;
-a rerun skips passages already in ``OUT`` or ``OUT.partial``, so an interrupted run resumes. ``OUT`` is
-written atomically once every passage has questions; if some failed, the partial file stays and the
-command says to run it again.
+"neg": []}`` (like ``bgeft data convert`` writes rows without negatives: run ``bgeft data mine`` next).
+Requests run ``concurrency`` at a time; 429, 5xx, timeouts, refused connections and unreadable answers
+are retried ``max_retries`` times with exponential backoff (``Retry-After`` honoured). Finished passages
+are appended to ``OUT.partial`` as they complete; a rerun skips passages already in ``OUT`` or
+``OUT.partial``, so an interrupted run resumes. ``OUT`` is written atomically once every passage has
+questions; if some failed, the partial file stays and the command says to run it again.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import UserError
-from .records import dump_row, read_corpus, write_jsonl
+from .records import read_corpus, write_jsonl
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 SYSTEM = "You write search questions for a retrieval dataset. Answer with JSON only."
@@ -167,7 +167,8 @@ def _setting(value, env: str, flag: str) -> str:
 def generate_queries(corpus, out, *, base_url: str | None = None, model: str | None = None,
                      api_key: str | None = None, api_key_env: str = "OPENAI_API_KEY", zh: int = 2, en: int = 1,
                      concurrency: int = 4, max_retries: int = 5, backoff: float = 1.0, timeout: float = 60.0,
-                     temperature: float = 0.7, limit: int | None = None, encoding: str | None = None) -> QueryGenSummary:
+                     temperature: float = 0.7, limit: int | None = None,
+                     encoding: str | None = None) -> QueryGenSummary:
     """Ask the endpoint for questions per passage of ``corpus`` and write training rows to ``out``."""
     base_url = _setting(base_url, "OPENAI_BASE_URL", "--base-url")
     model = _setting(model, "OPENAI_MODEL", "--model")
@@ -237,7 +238,8 @@ def _run_all(client: ChatClient, work, todo: list[str], partial: Path, done: dic
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("corpus", metavar="CORPUS.jsonl", help="BEIR corpus (e.g. from `bgeft data split-book`)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl", help="training rows {query, pos, neg: []}")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl",
+                        help="training rows {query, pos, neg: []}")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible API base URL (default $OPENAI_BASE_URL)")
     parser.add_argument("--model", default=None, help="chat model name (default $OPENAI_MODEL)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",

@@ -1,10 +1,10 @@
 """Reading training rows and BEIR corpora for the data tools that transform them (mine, score,
 buckets, gen-queries).
 
-* ``iter_rows(path)`` / ``read_rows(path)`` -> ``(lineno, row)`` pairs: every non-blank line of a FlagEmbedding training JSONL
-  file, checked just enough for the tools to work on it (``query`` a non-empty string, ``pos`` a
-  non-empty list of strings, ``neg`` absent or a list of strings). Full checking is ``bgeft data
-  validate``; these messages point there.
+* ``iter_rows(path)`` / ``read_rows(path)`` -> ``(lineno, row)`` pairs: every non-blank line of a
+  FlagEmbedding training JSONL file, checked just enough for the tools to work on it (``query`` a
+  non-empty string, ``pos`` a non-empty list of strings, ``neg`` absent or a list of strings). Full
+  checking is ``bgeft data validate``; these messages point there.
 * ``read_corpus(path)`` -> ``[(id, text)]``: a BEIR ``corpus.jsonl`` (``_id``, ``title``, ``text``) or
   a plain ``{"text": ...}`` pool as FlagEmbedding's mining script reads; ids default to line numbers.
 * ``write_jsonl(path, rows)``: atomic (temp file + rename) JSONL writer.
@@ -31,7 +31,8 @@ def iter_json_lines(path: str | os.PathLike, encoding: str | None = None) -> Ite
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{src.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); {HINT}") from None
+                raise UserError(f"{path}:{src.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); "
+                                f"{HINT}") from None
             if not isinstance(obj, dict):
                 raise UserError(f"{path}:{src.lineno}: expected a JSON object, got {type(obj).__name__}; {HINT}")
             yield src.lineno, obj

@@ -83,7 +83,8 @@ def _score_chunk(model, chunk: list[tuple[int, dict]], path, summary: ScoreSumma
 
 def score_file(in_path, out_path, *, reranker=None, model=None, batch_size: int = 128, max_length: int = 512,
                query_max_length: int | None = None, use_fp16: bool = True, devices=None,
-               query_instruction: str | None = None, chunk_rows: int = 1024, encoding: str | None = None) -> ScoreSummary:
+               query_instruction: str | None = None, chunk_rows: int = 1024,
+               encoding: str | None = None) -> ScoreSummary:
     """Add raw reranker scores to every row of ``in_path`` and write ``out_path`` atomically."""
     if model is None:
         if reranker is None:

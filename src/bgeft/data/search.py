@@ -125,7 +125,8 @@ def build_index(vectors: np.ndarray, kind: str = "flat", gpu: str = "auto", npro
     use_gpu = gpu == "yes" or (gpu == "auto" and kind != "hnsw" and gpu_available())
     if use_gpu:
         if not gpu_available():
-            raise UserError("--faiss-gpu yes: this faiss has no GPU support or sees no GPU; install faiss-gpu-cu12 or use auto")
+            raise UserError("--faiss-gpu yes: this faiss has no GPU support or sees no GPU; "
+                            "install faiss-gpu-cu12 or use auto")
         if kind == "hnsw":
             raise UserError("--index hnsw runs on the CPU only; use --index flat or ivf with --faiss-gpu yes")
         options = faiss.GpuMultipleClonerOptions()
@@ -135,7 +136,8 @@ def build_index(vectors: np.ndarray, kind: str = "flat", gpu: str = "auto", npro
     return index
 
 
-def search(index, queries: np.ndarray, k: int, batch_size: int = 256, desc: str = "search") -> tuple[np.ndarray, np.ndarray]:
+def search(index, queries: np.ndarray, k: int, batch_size: int = 256,
+           desc: str = "search") -> tuple[np.ndarray, np.ndarray]:
     k = min(k, index.ntotal)
     scores, ids = [], []
     for start in tqdm(range(0, len(queries), batch_size), desc=desc, unit="batch", disable=len(queries) <= batch_size):
@@ -164,8 +166,8 @@ class BM25Index:
 
         self.n = len(texts)
         self.retriever = bm25s.BM25()
-        self.retriever.index([bm25_tokens(t) or ["<empty>"] for t in tqdm(texts, desc="bm25 index", disable=len(texts) < 1000)],
-                             show_progress=False)
+        bar = tqdm(texts, desc="bm25 index", disable=len(texts) < 1000)
+        self.retriever.index([bm25_tokens(t) or ["<empty>"] for t in bar], show_progress=False)
 
     def search(self, queries: list[str], k: int) -> list[list[int]]:
         k = min(k, self.n)

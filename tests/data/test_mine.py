@@ -73,6 +73,17 @@ def test_margin_filter_drops_near_duplicate(encoder, files, tmp_path):
     assert NEAR_DUP in read(unfiltered)[0]["neg"] and summary.removed_margin == 0
 
 
+def test_positive_outside_the_corpus(encoder, files, tmp_path):
+    _, corpus = files
+    train = tmp_path / "held_out.jsonl"
+    outside = "The lighthouse keeper's cottage has a red roof and two chimneys."
+    train.write_text(json.dumps({"query": "What colour is the keeper's cottage roof?", "pos": [outside]}) + "\n",
+                     encoding="utf-8")
+    summary = mine_negatives(train, tmp_path / "o.jsonl", encoder=encoder, corpus=corpus, range_=(0, 13), negatives=4)
+    row = read(tmp_path / "o.jsonl")[0]
+    assert len(row["neg"]) == 4 and outside not in row["neg"] and summary.pool == 13
+
+
 def test_own_pool_bm25_and_fill(encoder, tmp_path):
     train = tmp_path / "t.jsonl"
     rows = [{"query": f"what about the {t.split()[1]}", "pos": [t]} for t in OTHERS]

@@ -1,0 +1,49 @@
+# bgeft: `make demo` trains on the embedded model (CPU), `make test` runs every test and static check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+LINT_VENV ?= .venv-lint
+# Extra pip arguments for torch only, e.g. a CPU-only wheel index on machines where PyPI's torch is a CUDA build.
+TORCH_PIP_ARGS ?=
+BIN := $(VENV)/bin
+DEMO_OUT ?= outputs/demo_cpu_m3
+
+.PHONY: help install lint-tools demo demo-train test test-fast clean
+
+help:
+	@echo "make demo     - install into $(VENV) and train the BGE-M3 demo recipe on the CPU with the embedded model"
+	@echo "make test     - install into $(VENV) (+ static-check tools into $(LINT_VENV)) and run the whole test suite"
+	@echo "make install  - only create $(VENV) and install bgeft with pinned CPU dependencies"
+
+$(BIN)/bgeft: pyproject.toml requirements/cpu.txt requirements/test.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_PIP_ARGS) "$$(grep -E '^torch==' requirements/cpu.txt)"
+	$(BIN)/python -m pip install -q -r requirements/cpu.txt -r requirements/test.txt
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@touch $@
+
+install: $(BIN)/bgeft
+
+$(LINT_VENV)/bin/checkov: requirements/lint.txt
+	$(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LINT_VENV)/bin/python -m pip install -q -r requirements/lint.txt
+	@touch $@
+
+lint-tools: $(LINT_VENV)/bin/checkov
+
+demo: install
+	HF_HUB_OFFLINE=1 $(BIN)/bgeft train recipes/demo_cpu_m3.yaml training.output_dir=$(DEMO_OUT) --overwrite
+	@echo
+	@echo "Fine-tuned BGE-M3-style model: $(DEMO_OUT)"
+	@echo "Load it:  $(BIN)/python -c \"from FlagEmbedding import BGEM3FlagModel; m = BGEM3FlagModel('$(DEMO_OUT)', devices='cpu'); print(m.encode(['青石镇有多少户人家？'], return_sparse=True)['lexical_weights'])\""
+
+test: install lint-tools
+	PATH="$(CURDIR)/$(BIN):$$PATH:$(CURDIR)/$(LINT_VENV)/bin" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+
+test-fast: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" --ignore=tests/deploy
+
+clean:
+	rm -rf $(VENV) $(LINT_VENV) build *.egg-info src/*.egg-info .pytest_cache

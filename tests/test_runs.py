@@ -1,0 +1,52 @@
+"""Run directories: refusal, resume lookup, overwrite, redaction and log masking (no training)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bgeft.errors import UserError
+from bgeft.runs import _Masker, checkpoints, prepare_output_dir, redact, redact_argv, secret_values
+
+
+def test_empty_or_missing_output_dir_starts_fresh(tmp_path):
+    assert prepare_output_dir(tmp_path / "new", resume=False, overwrite=False) is None
+    (tmp_path / "empty").mkdir()
+    assert prepare_output_dir(tmp_path / "empty", resume=False, overwrite=False) is None
+
+
+def test_resume_picks_the_newest_checkpoint_numerically(tmp_path):
+    for step in (5, 40, 300):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-final").mkdir()
+    assert checkpoints(tmp_path)[-1].name == "checkpoint-300"
+    assert prepare_output_dir(tmp_path, resume=True, overwrite=False) == tmp_path / "checkpoint-300"
+
+
+def test_refusal_message_and_contradictory_flags(tmp_path):
+    (tmp_path / "model.safetensors").write_text("x")
+    with pytest.raises(UserError, match=r"is not empty \(1 entries: model.safetensors\); pass --resume"):
+        prepare_output_dir(tmp_path, resume=False, overwrite=False)
+    with pytest.raises(UserError, match=r"--resume and --overwrite contradict each other"):
+        prepare_output_dir(tmp_path, resume=True, overwrite=True)
+    assert prepare_output_dir(tmp_path, resume=False, overwrite=True) is None and not tmp_path.exists()
+
+
+def test_output_dir_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match=r"training.output_dir .*/f is a file; choose a directory path"):
+        prepare_output_dir(tmp_path / "f", resume=False, overwrite=False)
+
+
+def test_redaction_of_recipe_and_argv():
+    assert redact({"model": {"token": "hf_x", "cache_dir": None}, "api_key": "k"}) == \
+        {"model": {"token": "***", "cache_dir": None}, "api_key": "***"}
+    assert redact_argv(["--token", "hf_x", "--lr", "1"]) == ["--token", "***", "--lr", "1"]
+
+
+def test_secret_values_include_hf_token_and_masking_spans_chunks():
+    secrets = secret_values({"model": {"token": "hf_recipe_tok"}}, environ={"HF_TOKEN": "hf_env_token", "HOME": "/r"})
+    assert secrets == ["hf_recipe_tok", "hf_env_token"]
+    masker = _Masker(secrets)
+    out = masker.feed(b"token='hf_env_") + masker.feed(b"token' ok\r 50%") + masker.feed(b"", final=True)
+    assert out == b"token='***' ok\r 50%"

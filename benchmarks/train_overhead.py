@@ -1,0 +1,75 @@
+"""Wall time of `bgeft train` vs the raw FlagEmbedding command on the same demo recipe, in one run.
+
+    python benchmarks/train_overhead.py [--recipe recipes/demo_cpu_m3.yaml] [--repeats 3] [--steps 8]
+
+Both commands train the same steps with the same arguments: the raw one is the `python -m
+FlagEmbedding.finetune…` command that bgeft's plan corresponds to. Runs alternate (raw, bgeft, raw, …)
+so machine load affects both alike. Also prints the start-up time of `bgeft --help`, `bgeft ls` and
+`bgeft validate` (targets: < 0.5 s, no torch import).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def timed(argv: list[str]) -> float:
+    start = time.perf_counter()
+    result = subprocess.run(argv, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"command failed ({result.returncode}): {' '.join(argv)}\n{result.stderr[-3000:]}")
+    return elapsed
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--recipe", default=str(REPO / "recipes" / "demo_cpu_m3.yaml"))
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=8)
+    args = ap.parse_args()
+
+    from bgeft.demo_model import build_demo_model
+    from bgeft.launch import detect_device
+    from bgeft.tasks import TASKS
+    from bgeft.train_cmd import plan_for
+
+    tmp = Path(tempfile.mkdtemp(prefix="bgeft-bench-"))
+    model = build_demo_model(tmp / "minilm-m3")
+    device = detect_device()
+    raw_times, ours_times = [], []
+    for i in range(args.repeats):
+        overrides = [f"model.model_name_or_path={model}", f"training.max_steps={args.steps}",
+                     f"training.save_steps={args.steps}"]
+        _, plan = plan_for(args.recipe, overrides + [f"training.output_dir={tmp / f'raw{i}'}"], device=device)
+        worker = plan.argv.index("bgeft.worker")
+        raw = plan.argv[:worker] + [TASKS[plan.task].module] + plan.argv[worker + 2:]
+        raw_times.append(timed(raw))
+        ours = [sys.executable, "-m", "bgeft.cli", "train", args.recipe, *overrides,
+                f"training.output_dir={tmp / f'ours{i}'}"]
+        ours_times.append(timed(ours))
+        print(f"run {i + 1}: raw FlagEmbedding {raw_times[-1]:.1f} s, bgeft train {ours_times[-1]:.1f} s", flush=True)
+
+    raw_med, ours_med = statistics.median(raw_times), statistics.median(ours_times)
+    print(f"\nrecipe {Path(args.recipe).name}, {args.steps} steps, device {device.kind} ({device.name})")
+    print(f"raw `python -m {TASKS[plan.task].module}`: median {raw_med:.2f} s over {args.repeats}")
+    print(f"`bgeft train` (validation, data check, manifest, worker, model card): median {ours_med:.2f} s")
+    print(f"ratio bgeft / raw: {ours_med / raw_med:.3f}  (overhead {ours_med - raw_med:+.2f} s)")
+
+    for verb in (["--help"], ["ls"], ["validate", args.recipe]):
+        runs = [timed([sys.executable, "-m", "bgeft.cli", *verb]) for _ in range(5)]
+        print(f"`bgeft {verb[0]}` start-up: median {statistics.median(runs) * 1000:.0f} ms")
+    baseline = [timed([sys.executable, "-c", "pass"]) for _ in range(5)]
+    print(f"(bare `python -c pass`: median {statistics.median(baseline) * 1000:.0f} ms)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -127,4 +127,4 @@ def test_shipped_pipelines_validate_and_open_with_their_command(repo_root):
         assert lines[0].startswith("# ") and any(f"bgeft pipeline run pipelines/{path.name}" in ln for ln in lines[:4])
         if path.stem == "demo_cpu":
             spec = load_spec(path)
-            assert spec.rounds >= 2 and len(build_stages(spec)) == 15
+            assert spec.rounds >= 2 and len(build_stages(spec)) == 13

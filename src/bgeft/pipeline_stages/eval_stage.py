@@ -18,12 +18,20 @@ def _metrics(result: dict) -> dict:
     return {name: series["metrics"] for name, series in result["results"].items()}
 
 
+def _save(result: dict, out_dir: Path, plots: bool) -> None:
+    """metrics.json + report.md (+ plots only where the report looks: the last split)."""
+    from ..eval.report import write_outputs
+
+    write_outputs(out_dir, result, images=None if plots else (lambda _result, _dir: []))
+
+
 def _compare(baseline: Path, candidate: dict, out_dir: Path, ks: list[int]) -> list[dict]:
     from ..eval.compare import compare_runs
 
     k = 10 if 10 in ks else max(ks)
     metrics = tuple(m.replace("@10", f"@{k}") for m in COMPARE_METRICS)
-    table = compare_runs(baseline, candidate, metrics=metrics, out_dir=out_dir, labels=("baseline", "round"))
+    table = compare_runs(baseline, candidate, metrics=metrics, labels=("baseline", "round"))
+    _save(table, out_dir, plots=False)
     return table["rows"]
 
 
@@ -39,6 +47,7 @@ def _modes(model: str, wanted: list[str]) -> tuple[list[str], str]:
 
 
 def run_eval(ctx, stage, resume: bool) -> dict:
+    from ..eval.encoding import Encoder
     from ..eval.retrieval import evaluate_retriever
 
     sec = ctx.spec.data["eval"]
@@ -50,25 +59,25 @@ def run_eval(ctx, stage, resume: bool) -> dict:
     modes, pooling = _modes(retriever, sec["modes"])
     if modes != sec["modes"]:
         ctx.log(f"{retriever} has no sparse/ColBERT heads (not an M3 model): scoring {', '.join(modes)} only")
+    encoder = Encoder(retriever, batch_size=sec["batch_size"], passage_max_len=sec["max_length"], pooling=pooling)
     summary: dict = {}
-    for split in SPLITS:
-        data = split_dir / split
-        if not data.is_dir():
-            continue
-        out = stage.dir / split
-        ctx.log(f"{split}: retriever {retriever}")
-        result = evaluate_retriever(retriever, data, modes=modes, ks=sec["k"], out_dir=out / "retriever",
-                                    pooling=pooling, cache_dir=cache, batch_size=sec["batch_size"],
-                                    passage_max_len=sec["max_length"], progress=False)
+    splits = [split for split in SPLITS if (split_dir / split).is_dir()]
+    for split in splits:
+        data, out, plots = split_dir / split, stage.dir / split, split == splits[-1]
+        ctx.log(f"{split}: retriever {retriever}" + (f", reranker {reranker}" if reranker else ""))
+        result = evaluate_retriever(retriever, data, modes=modes, ks=sec["k"], cache_dir=cache, encoder=encoder,
+                                    progress=False)
+        _save(result, out / "retriever", plots)
         entry = {"retriever": _metrics(result), "n_queries": result["data"].get("n_queries")}
         if reranker:
-            entry["pipeline"] = _two_stage(ctx, retriever, reranker, data, out / "pipeline", sec, cache, modes, pooling)
+            two_stage = _two_stage(ctx, reranker, data, cache, modes, encoder, sec)
+            _save(two_stage, out / "pipeline", plots)
+            entry["pipeline"] = _metrics(two_stage)
         if baseline is not None:
             entry["compare"] = {"retriever": _compare(baseline / split / "retriever", result,
                                                       out / "compare-retriever", sec["k"])}
             if reranker and (baseline / split / "pipeline" / "metrics.json").is_file():
-                entry["compare"]["pipeline"] = _compare(baseline / split / "pipeline",
-                                                        json.loads((out / "pipeline" / "metrics.json").read_text()),
+                entry["compare"]["pipeline"] = _compare(baseline / split / "pipeline", two_stage,
                                                         out / "compare-pipeline", sec["k"])
         summary[split] = entry
     (stage.dir / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n",
@@ -76,15 +85,13 @@ def run_eval(ctx, stage, resume: bool) -> dict:
     return {split: {"queries": e.get("n_queries")} for split, e in summary.items()}
 
 
-def _two_stage(ctx, retriever: str, reranker: str, data: Path, out: Path, sec: dict, cache: Path,
-               modes: list[str], pooling: str) -> dict:
+def _two_stage(ctx, reranker: str, data: Path, cache: Path, modes: list[str], encoder, sec: dict) -> dict:
     from ..eval.rerank import evaluate_pipeline
 
-    result = evaluate_pipeline(retriever, reranker, data, retrieve_top=sec["retrieve_top"],
+    result = evaluate_pipeline(str(encoder.path), reranker, data, retrieve_top=sec["retrieve_top"],
                                rerank_top=sec["rerank_top"], mode="hybrid" if "hybrid" in modes else modes[0],
-                               ks=sec["k"], out_dir=out, cache_dir=cache, batch_size=sec["batch_size"],
-                               max_length=sec["max_length"], progress=False,
-                               retriever_kwargs={"pooling": pooling, "passage_max_len": sec["max_length"]})
+                               ks=sec["k"], cache_dir=cache, batch_size=sec["batch_size"],
+                               max_length=sec["max_length"], progress=False, retriever_kwargs={"encoder": encoder})
     if result.get("warning"):
         ctx.log(f"note: {result['warning']}")
-    return _metrics(result)
+    return result

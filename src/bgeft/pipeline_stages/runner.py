@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import shutil
 import sys
 import time
@@ -153,8 +152,3 @@ class Runner:
             shutil.rmtree(stage_dir)
         stage_dir.mkdir(parents=True)
 
-
-def write_json(path: Path, value) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)

@@ -122,7 +122,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     ext = {"jsonl": "jsonl", "json": "json", "json-oneline": "json", "csv": "csv", "msmarco": "tsv"}
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
-    print(f"{'verb':8} {'format':8} {'scale':>5} {'input MB':>9} {'rows':>9} {'seconds':>8} {'MB/s':>7} "
+    print(f"{'verb':8} {'format':12} {'scale':>5} {'input MB':>9} {'rows':>9} {'seconds':>8} {'MB/s':>7} "
           f"{'peak RSS MB (psutil)':>21} {'ru_maxrss MB':>13}")
     for fmt in args.formats:
         for scale in args.scales:
@@ -133,7 +133,7 @@ def main() -> None:
                 runs.append(("validate", None))
             for verb, dest in runs:
                 result = measure(src, dest)
-                print(f"{verb:8} {fmt:8} {scale:>4g}x {size / 1e6:9.0f} {result['rows']:9d} "
+                print(f"{verb:8} {fmt:12} {scale:>4g}x {size / 1e6:9.0f} {result['rows']:9d} "
                       f"{result['convert_seconds']:8.1f} {size / 1e6 / result['convert_seconds']:7.1f} "
                       f"{result['psutil_peak_mb']:21.0f} {result['maxrss_mb']:13.0f}", flush=True)
                 if dest:

@@ -135,3 +135,14 @@ def test_a_changed_book_reruns_everything_downstream(pipeline, tmp_path):
     book.write_text("第一章 开始\n\n这是改过的第一段。\n", encoding="utf-8")
     bodies, _ = _run(pipeline, [f"corpus.books=[{book}]"])
     assert len(bodies.calls) == 15
+
+
+def test_status_shows_each_stage_and_what_the_next_run_does(pipeline, run_cli):
+    _run(pipeline)
+    code, out, _ = run_cli("pipeline", "status", pipeline, "eval.k=[1,5]")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0] == f"pipeline {pipeline} -> {pipeline.parent / 'work'}"
+    assert len(lines) == 16
+    assert lines[1].split()[:2] == ["01-corpus", "done"] and lines[1].endswith("next run: skip (up to date)")
+    assert lines[4].endswith("next run: run (parameter k changed)") and "04-eval-base" in lines[4]

@@ -128,3 +128,18 @@ def test_shipped_pipelines_validate_and_open_with_their_command(repo_root):
         if path.stem == "demo_cpu":
             spec = load_spec(path)
             assert spec.rounds >= 2 and len(build_stages(spec)) == 13
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path, model_dir, run_cli):
+    code, out, err = run_cli("pipeline", "run", tiny_pipeline(tmp_path, model_dir), "rounds=1", "--dry-run")
+    assert code == 0, err
+    assert f"-> {tmp_path / 'work'} (1 round(s), 10 stages)" in out
+    assert "  01-corpus             run     not run yet\n" in out
+    assert "  10-report             run     after eval-r1 re-runs\n" in out
+    assert not (tmp_path / "work").exists()
+
+
+def test_ls_lists_the_shipped_pipelines(run_cli):
+    code, out, _ = run_cli("pipeline", "ls")
+    assert code == 0
+    assert out.startswith("book_retrieval ") and "\ndemo_cpu " in out

@@ -15,7 +15,11 @@ from .spec import Spec
 # what each kind leaves in its directory for the stages after it
 OUTPUT = {"corpus": "corpus.jsonl", "queries": ".", "split": ".", "mine": "train.jsonl", "score": "train.jsonl",
           "train_embedder": "model", "train_reranker": "model", "eval": ".", "report": "report.md"}
-TRAINING = ("train_embedder", "train_reranker")
+# interrupted stages that continue instead of restarting: training from its last checkpoint,
+# question generation from the passages already answered (gen-queries keeps OUT.partial)
+RESUMABLE = {"train_embedder": "resuming from its last checkpoint",
+             "train_reranker": "resuming from its last checkpoint",
+             "queries": "resuming, questions already generated are kept"}
 
 
 @dataclass

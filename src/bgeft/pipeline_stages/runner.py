@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
-from .graph import TRAINING, Stage
+from .graph import RESUMABLE, Stage
 from .resources import materialise_model
 from .spec import Spec
 from .state import HashCache, explain_change, now, read_manifest, stage_key, write_manifest
@@ -79,7 +79,7 @@ class Runner:
         if old.get("key") == key and old.get("status") == "done":
             return Decision("skip", "up to date"), key, inputs
         if old.get("key") == key:
-            how = "resuming from its last checkpoint" if stage.kind in TRAINING else "restarting"
+            how = RESUMABLE.get(stage.kind, "restarting")
             return Decision("resume", f"interrupted, {how}"), key, inputs
         return Decision("run", explain_change(old, stage.params, inputs)), key, inputs
 
@@ -128,7 +128,7 @@ class Runner:
             print(f"{tag}: {decision.action} ({decision.reason})", file=self.out, flush=True)
             old = read_manifest(stage.dir) or {}
             resume = decision.action == "resume"
-            if not resume or stage.kind not in TRAINING:
+            if not resume or stage.kind not in RESUMABLE:
                 self._wipe(stage.dir)
             manifest = {"stage": stage.name, "kind": stage.kind, "round": stage.round, "key": key,
                         "status": "running", "reason": decision.reason, "params": stage.params,
@@ -137,7 +137,7 @@ class Runner:
             write_manifest(stage.dir, manifest)
             self.cache.save()
             t0 = time.perf_counter()
-            summary = bodies[stage.kind](self.ctx, stage, resume and stage.kind in TRAINING)
+            summary = bodies[stage.kind](self.ctx, stage, resume and stage.kind in RESUMABLE)
             manifest.update(status="done", finished_at=now(), seconds=round(time.perf_counter() - t0, 2),
                             summary=summary or {}, output_sha256=self.cache.tree(stage.output))
             write_manifest(stage.dir, manifest)

@@ -196,3 +196,9 @@ def test_one_type_per_file(tmp_path):
     assert check_training_data([src]).errors == [
         f"{src}:2: type: 'symmetric_sts' but line 1 has 'normal'; FlagEmbedding asserts one type per batch and "
         "batches within a file: put each type in its own file"]
+
+
+def test_a_single_path_string_is_one_path(tmp_path):
+    src = write_rows(tmp_path / "train.jsonl", [GOOD])
+    report = check_training_data(str(src))
+    assert report.ok and report.files == [str(src)]

@@ -165,6 +165,8 @@ def check_training_data(paths: list[str | Path], *, tokenizer=None, max_tokens: 
     """Check every row FlagEmbedding would read from ``paths`` (files or directories) in one streaming
     pass. ``tokenizer`` (a tokenizer or a local path) with ``max_tokens`` warns about passages FlagEmbedding
     would truncate; ``kd_required`` demands pos_scores/neg_scores; ``fix_out`` writes the valid rows."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]  # FlagEmbedding's train_data may be one path
     report = ValidationReport()
     checker = _Checker(report, kd_required, train_group_size, _load_tokenizer(tokenizer), max_tokens)
     files = training_files(paths, report)

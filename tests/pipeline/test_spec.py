@@ -143,3 +143,13 @@ def test_ls_lists_the_shipped_pipelines(run_cli):
     code, out, _ = run_cli("pipeline", "ls")
     assert code == 0
     assert out.startswith("book_retrieval ") and "\ndemo_cpu " in out
+
+
+def test_a_packaged_pipeline_writes_under_the_working_directory(tmp_path, monkeypatch, repo_root):
+    import bgeft.assets
+
+    monkeypatch.setattr(bgeft.assets, "PACKAGE_DIR", repo_root)  # as if pipelines/ were inside site-packages
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(repo_root / "pipelines" / "demo_cpu.yaml")
+    assert spec.work_dir == tmp_path / "outputs" / "pipeline_demo_cpu"
+    assert spec.data["corpus"]["books"] == [str(repo_root / "example_data" / "book" / "river_town.txt")]

@@ -73,6 +73,8 @@ def run_eval(ctx, stage, resume: bool) -> dict:
             two_stage = _two_stage(ctx, reranker, data, cache, modes, encoder, sec)
             _save(two_stage, out / "pipeline", plots)
             entry["pipeline"] = _metrics(two_stage)
+            if two_stage.get("warning"):
+                entry["notes"] = [two_stage["warning"]]
         if baseline is not None:
             entry["compare"] = {"retriever": _compare(baseline / split / "retriever", result,
                                                       out / "compare-retriever", sec["k"])}

@@ -52,7 +52,7 @@ def collect(stages) -> tuple[list[tuple[str, dict]], dict]:
 
 
 def summary_rows(results: list[tuple[str, dict]], split: str, select: str) -> tuple[list[str], list[list]]:
-    modes = list(results[0][1].get(split, {}).get("retriever", {}))
+    modes = list(dict.fromkeys(m for _, entry in results for m in entry.get(split, {}).get("retriever", {})))
     k = select.rsplit("@", 1)[-1] if "@" in select else "10"
     header = ["model", f"dev {select}"] + [f"{split} {m} ndcg@{k}" for m in modes]
     has_pipeline = any(entry.get(split, {}).get("pipeline") for _, entry in results)
@@ -109,10 +109,15 @@ def run_report(ctx, stage, resume: bool) -> dict:
     lines += _md_table(SIG_HEADER, sig) if sig else ["(no rounds to compare)"]
     lines += ["", "## Training", ""] + _md_table(["stage", "steps", "last loss", "seconds"], [
         [st.name, (m := read_manifest(st.dir) or {}).get("summary", {}).get("global_step"),
-         m.get("summary", {}).get("last_loss"), m.get("seconds")] for st in stages if st.kind.startswith("train")])
+         m.get("summary", {}).get("last_loss"), f"{m.get('seconds', 0):.1f}"] for st in stages
+        if st.kind.startswith("train")])
     image = _plot(results, select, stage.dir / "rounds.png")
     if image:
         lines += ["", "## Rounds", "", f"![{select} by round]({image})"]
+    notes = {f"{label}: {note}" for label, entry in results for e in entry.values() if isinstance(e, dict)
+             for note in e.get("notes", [])}
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in sorted(notes)]
     lines += ["", "Per-split details (metrics.json, report.md, plots) are in each eval stage's directory."]
     (stage.dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     best_info = {"round": best, "label": results[best][0], "select": select, "dev": dev_scores[best], **best_models}

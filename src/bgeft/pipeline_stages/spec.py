@@ -90,7 +90,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
         errors.append(f"{at('work_dir')}: work_dir: required, a directory for the stages' outputs "
                       "(relative paths resolve against the pipeline file)")
     else:
-        out["work_dir"] = str((path.parent / work_dir).resolve())
+        out["work_dir"] = _work_dir(path, work_dir)
     rounds = data.get("rounds", 1)
     if not _type_ok(rounds, int) or rounds < 1:
         errors.append(f"{at('rounds')}: rounds: must be an integer >= 1 (training rounds; round 2+ re-mines "
@@ -130,6 +130,16 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
     if errors:
         raise UserError(f"{path}: {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     return Spec(path=path, data=out, where=where)
+
+
+def _work_dir(path: Path, work_dir: str) -> str:
+    """Relative to the pipeline file; but a shipped pipeline inside an installed package writes under
+    the working directory (``../outputs/x`` -> ``./outputs/x``), never into site-packages."""
+    from ..assets import PACKAGE_DIR
+
+    if path.is_relative_to(PACKAGE_DIR) and not Path(work_dir).is_absolute():
+        return str((Path.cwd() / Path(*[p for p in Path(work_dir).parts if p != ".."])).resolve())
+    return str((path.parent / work_dir).resolve())
 
 
 def _resolve(base: Path, value: str) -> str:

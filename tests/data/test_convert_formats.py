@@ -105,6 +105,15 @@ def test_dureader(tmp_path, run_cli):
         {"query": "渡船几点开？", "pos": ["渡船每天五点半开。"], "neg": ["桥修了两年。\n桥很长。"]}]
 
 
+def test_dureader_retrieval(tmp_path, run_cli):
+    record = {"question_id": "q1", "question": "桥有多长？", "answer_paragraphs": [
+        {"paragraph_id": "p1", "paragraph_text": "新桥长一百八十六米。"}, {"paragraph_id": "p2", "paragraph_text": "桥宽九米。"}]}
+    src = write(tmp_path / "dureader_retrieval.jsonl", json.dumps(record, ensure_ascii=False) + "\n")
+    out = convert(run_cli, src, "-o", tmp_path / "out.jsonl")
+    assert "detected JSONL, dureader records" in out
+    assert rows(tmp_path / "out.jsonl") == [{"query": "桥有多长？", "pos": ["新桥长一百八十六米。", "桥宽九米。"], "neg": []}]
+
+
 def test_squad(tmp_path, run_cli):
     data = {"version": "v2.0", "data": [{"title": "Town", "paragraphs": [
         {"context": "The ferry leaves at five.", "qas": [

@@ -39,7 +39,8 @@ CASES = [
     ("empty.jsonl", [], "{f}: empty file"),
     ("unknown_shape.jsonl", [], "{f}:1: cannot tell the record shape from fields body, title; expected "
                                 "query/pos/neg, query/positive/negative, sentence1/sentence2/score, text/label, "
-                                "question/documents (DuReader) or SQuAD's data/paragraphs/qas (or pass --format)"),
+                                "question/documents or question/answer_paragraphs (DuReader) or SQuAD's "
+                                "data/paragraphs/qas (or pass --format)"),
     ("broken_quote.csv", [], f"{{f}}:3: broken CSV quoting: unexpected end of data {NOT_CLOSED}; {QUOTING}"),
     ("quote_then_text.csv", [], f"{{f}}:2: broken CSV quoting: ',' expected after '\"'; {QUOTING}"),
     ("csv_column_count.csv", [], "{f}:3: expected 3 columns (query, pos, neg), found 4"),

@@ -20,10 +20,11 @@ SHAPE_KEYS = (  # checked in order against the first record's keys
     ("sts", {"sentence1", "sentence2"}),
     ("classification", {"text", "label"}),
     ("dureader", {"question", "documents"}),
+    ("dureader", {"question", "answer_paragraphs"}),  # DuReader-retrieval
     ("squad", {"paragraphs"}),
 )
 SHAPE_HELP = ("query/pos/neg, query/positive/negative, sentence1/sentence2/score, text/label, "
-              "question/documents (DuReader) or SQuAD's data/paragraphs/qas")
+              "question/documents or question/answer_paragraphs (DuReader) or SQuAD's data/paragraphs/qas")
 
 
 @dataclass

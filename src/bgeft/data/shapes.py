@@ -69,10 +69,15 @@ def training(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, 
 
 def dureader(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
     """DuReader: relevant documents (``is_relevant``, or DuReader 2.0's ``is_selected``) are positives, the
-    others negatives; a document's passage is its ``most_related_para`` paragraph, else all paragraphs."""
+    others negatives; a document's passage is its ``most_related_para`` paragraph, else all paragraphs.
+    DuReader-retrieval's ``answer_paragraphs[].paragraph_text`` are positives (no negatives given)."""
     with open_text(det.path, det.encoding) as src:
         for line, rec in iter_records(src, det.container, det.key):
             where = f"{det.path}:{line}"
+            if isinstance(rec, dict) and "answer_paragraphs" in rec and "documents" not in rec:
+                yield where, _with_prompt({"query": rec.get("question"),
+                                           "pos": _answer_paragraphs(rec["answer_paragraphs"], where), "neg": []}, opts)
+                continue
             docs = rec.get("documents") if isinstance(rec, dict) else None
             if not isinstance(docs, list):
                 raise UserError(f"{where}: documents: expected a list of documents")
@@ -99,6 +104,18 @@ def dureader(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, 
                 continue
             row = {"query": rec.get("question"), "pos": pos, "neg": [t for t in neg if t not in pos]}
             yield where, _with_prompt(row, opts)
+
+
+def _answer_paragraphs(paragraphs: object, where: str) -> list[str]:
+    if not isinstance(paragraphs, list):
+        raise UserError(f"{where}: answer_paragraphs: expected a list")
+    texts = []
+    for i, para in enumerate(paragraphs):
+        text = para.get("paragraph_text") if isinstance(para, dict) else para
+        if not isinstance(text, str):
+            raise UserError(f"{where}: answer_paragraphs[{i}]: expected {{\"paragraph_text\": ...}} or a string")
+        texts.append(text.strip())
+    return list(dict.fromkeys(texts))
 
 
 def squad(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:

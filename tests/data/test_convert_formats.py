@@ -253,3 +253,18 @@ def test_forced_container_format(tmp_path, run_cli, fmt):
     src = write(tmp_path / "data.txt", text)
     convert(run_cli, src, "-o", tmp_path / "out.jsonl", "--format", fmt)
     assert rows(tmp_path / "out.jsonl") == [{"query": "q", "pos": ["p"], "neg": ["n"]}]
+
+
+@pytest.mark.parametrize("name,fmt,out_name", [
+    ("sts_pairs.jsonl", "auto", "sts.jsonl"),
+    ("classification.jsonl", "classification", "cls-no_in_batch_neg.jsonl"),
+    ("clustering.jsonl", "clustering", "clu-no_in_batch_neg.jsonl"),
+])
+def test_converted_example_data_passes_validate(tmp_path, run_cli, example_data, name, fmt, out_name):
+    from bgeft.data.validate import check_training_data
+
+    out = tmp_path / out_name
+    convert(run_cli, example_data / "raw" / name, "-o", out, "--format", fmt)
+    report = check_training_data([out], kd_required=False)
+    assert report.ok, report.format()
+    assert report.rows_checked == len(out.read_text(encoding="utf-8").splitlines()) > 0

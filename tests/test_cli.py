@@ -94,3 +94,13 @@ def test_help_ls_and_cat_do_not_import_torch():
     assert out.strip().splitlines()[-1] == "False False"
     result = subprocess.run([sys.executable, "-m", "bgeft.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout and "pipeline" in result.stdout
+
+
+def test_flagembedding_dataclasses_get_the_last_word(run_cli, tmp_path, demo_model):
+    """A recipe that passes the static checks but that HF TrainingArguments rejects fails before launch."""
+    code, _, err = run_cli("train", REPO / "recipes" / "demo_cpu_m3.yaml", "--dry-run",
+                           f"model.model_name_or_path={demo_model}", f"training.output_dir={tmp_path / 'o'}",
+                           "training.load_best_model_at_end=true", "training.eval_strategy=no")
+    assert code == 2
+    assert "training: FlagEmbedding's EncoderOnlyEmbedderM3TrainingArguments rejects it:" in err
+    assert "load_best_model_at_end" in err

@@ -173,6 +173,15 @@ def test_missing_recipe_file(tmp_path):
         recipes.load(tmp_path / "nope.yaml")
 
 
+def test_yaml_no_for_a_strategy_is_the_string_no(tmp_path, data_file):
+    path = write(tmp_path, GOOD.format(data=data_file) + "  save_strategy: no\n  eval_strategy: off\n")
+    checked = recipes.validate(recipes.load(path))
+    assert checked.section("training")["save_strategy"] == "no"
+    path = write(tmp_path, GOOD.format(data=data_file) + "  save_strategy: sometimes\n")
+    with pytest.raises(UserError, match=r"r.yaml:9: training.save_strategy: 'sometimes' is not one of no, steps, epoch, best"):
+        recipes.validate(recipes.load(path))
+
+
 def test_to_argv_lists_bools_and_skips_none():
     assert recipes.to_argv({"train_data": ["a", "b"], "fp16": False, "x": None, "mrl_dims": [], "lr": 1e-5}) == \
         ["--train_data", "a", "b", "--fp16", "False", "--lr", "1e-05"]

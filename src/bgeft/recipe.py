@@ -180,7 +180,10 @@ def _coerce(value, spec: dict):
     if kind == "str":
         if isinstance(value, (dict, list)):
             return value, f"expected a single value, got {type(value).__name__}"
-        value = value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+        if isinstance(value, bool):  # YAML 1.1 reads no/yes/off/on as booleans: `save_strategy: no`
+            choices = [str(c) for c in spec.get("choices") or []]
+            value = ("yes" if value else "no") if "no" in choices or "yes" in choices else str(value).lower()
+        value = value if isinstance(value, str) else str(value)
         if spec.get("choices") and value not in [str(c) for c in spec["choices"]]:
             return value, f"{value!r} is not one of {', '.join(map(str, spec['choices']))}"
         return value, None

@@ -43,8 +43,10 @@ def _type_name(tp) -> tuple[str, bool, list | None]:
         if len(args) == 1:
             kind, _, choices = _type_name(args[0])
             return kind, optional, choices
-        kinds = {_type_name(a)[0] for a in args}
-        return ("str" if kinds <= {"str", "enum"} else "any"), optional, None
+        enums = [a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)]
+        if all(a is str or a in enums for a in args):  # e.g. IntervalStrategy | str
+            return "str", optional, [m.value for e in enums for m in e] or None
+        return "any", optional, None
     if origin in (list, typing.List):
         (inner,) = typing.get_args(tp) or (str,)
         return f"list[{_type_name(inner)[0]}]", optional, None

@@ -268,3 +268,14 @@ def test_converted_example_data_passes_validate(tmp_path, run_cli, example_data,
     report = check_training_data([out], kd_required=False)
     assert report.ok, report.format()
     assert report.rows_checked == len(out.read_text(encoding="utf-8").splitlines()) > 0
+
+
+def test_drawn_negatives_are_reproducible(tmp_path, run_cli, example_data):
+    src = example_data / "raw" / "clustering.jsonl"
+    for name in ("a-no_in_batch_neg.jsonl", "b-no_in_batch_neg.jsonl"):
+        convert(run_cli, src, "-o", tmp_path / name, "--format", "clustering", "--negatives", "3")
+    convert(run_cli, src, "-o", tmp_path / "c-no_in_batch_neg.jsonl", "--format", "clustering", "--negatives", "3",
+            "--seed", "7")
+    a, b, c = (tmp_path / f"{x}-no_in_batch_neg.jsonl" for x in "abc")
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_bytes() != c.read_bytes()

@@ -7,6 +7,7 @@ cleanly. A bad record stops the run with ``file:line: key: problem`` and leaves 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -44,10 +45,10 @@ def convert(inputs: list[str | Path], output: str | Path, *, fmt: str = "auto", 
     _check_plan(found, Path(output), opts)
     stats = Stats()
     empty_neg = 0
-    with atomic_writer(output) as out:
+    with atomic_writer(output) as out, _progress() as bar:
         for det in found:
             names = INPUT_KEYS.get(det.shape, {})
-            for where, row in CONVERTERS[det.shape](det, opts, stats):
+            for where, row in bar(CONVERTERS[det.shape](det, opts, stats), det.path):
                 if det.shape != "trec" or not stats.queries_only:
                     problems = row_problems(row, allow_empty_neg=True)
                     if problems and problems[0][1] == IDENTICAL:
@@ -75,6 +76,27 @@ def convert(inputs: list[str | Path], output: str | Path, *, fmt: str = "auto", 
     if stats.dropped_fields:
         log(f"fields not carried over: {', '.join(sorted(stats.dropped_fields))}")
     return stats
+
+
+@contextlib.contextmanager
+def _progress():
+    """Rows-per-second progress on stderr for interactive runs (big files take a while); silent otherwise."""
+    if not sys.stderr.isatty():
+        yield lambda rows, _: rows
+        return
+    from tqdm import tqdm
+
+    bars = []
+
+    def wrap(rows, path):
+        bars.append(tqdm(rows, desc=os.path.basename(str(path)), unit=" rows", mininterval=1, leave=False))
+        return bars[-1]
+
+    try:
+        yield wrap
+    finally:
+        for bar in bars:
+            bar.close()
 
 
 def _check_plan(found: list[Detected], output: Path, opts: Options) -> None:

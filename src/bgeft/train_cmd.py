@@ -37,11 +37,16 @@ def check_data(recipe: Recipe) -> None:
 
     data = recipe.section("data")
     report = check_training_data(data.get("train_data") or [],
-                                 kd_required=bool(data.get("knowledge_distillation")))
+                                 kd_required=bool(data.get("knowledge_distillation")),
+                                 train_group_size=data.get("train_group_size"))
     if not report.ok:
         raise UserError(f"training data problems (checked before launch so the GPU never sees a bad row):\n"
                         f"{report.format(limit=20)}\nFix the rows (`bgeft data validate FILE --fix OUT` keeps the "
                         "valid ones) or pass --no-data-check to skip this check")
+    if report.warning_count:
+        shown = "\n  ".join(report.warnings[:5])
+        print(f"bgeft: {report.rows_checked} training rows checked, {report.warning_count} warning(s):\n  {shown}"
+              + ("\n  ..." if report.warning_count > 5 else ""), file=sys.stderr)
 
 
 def plan_for(recipe_path: str, overrides: list[str], resume: bool = False, device=None,

@@ -55,6 +55,16 @@ def bgeft(*args, timeout=600, **kwargs) -> subprocess.CompletedProcess:
                           timeout=timeout, env=env, **kwargs)
 
 
+def start_training(recipe: Path, until, **popen) -> subprocess.Popen:
+    """Start `bgeft train` in the background and return once ``until()`` holds (or the run ended)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli", "train", str(recipe)], env=env, **popen)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not until():
+        time.sleep(0.1)
+    return proc
+
+
 def logged_losses(out: Path) -> list[float]:
     ckpts = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     state = json.loads((ckpts[-1] / "trainer_state.json").read_text())
@@ -154,12 +164,8 @@ def test_bad_rows_stop_the_launch_before_anything_is_written(tmp_path, tiny_xlmr
 def test_resume_after_kill_reaches_the_planned_step(tmp_path, tiny_xlmr):
     recipe = write_recipe(tmp_path, "embedder.m3", tiny_xlmr, steps=6, save_steps=2)
     out = tmp_path / "out"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli", "train", str(recipe)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 300
-    while not list(out.glob("checkpoint-*/trainer_state.json")) and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.1)
+    proc = start_training(recipe, lambda: list(out.glob("checkpoint-*/trainer_state.json")),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: bgeft and its training process
     proc.wait()
     assert list(out.glob("checkpoint-*")), "no checkpoint appeared before the kill"
@@ -195,19 +201,15 @@ def test_resume_without_checkpoint_starts_fresh(tmp_path, tiny_xlmr):
 def test_sigterm_saves_a_checkpoint_and_exits_non_zero(tmp_path, tiny_xlmr):
     recipe = write_recipe(tmp_path, "embedder.m3", tiny_xlmr, steps=500, save_steps=1000)
     out = tmp_path / "out"
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli", "train", str(recipe)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
     log = out / "train.log"
-    while time.time() < deadline and proc.poll() is None:
-        if log.is_file() and "'loss'" in log.read_text(errors="replace"):
-            break
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 143, stdout[-2000:] + stderr[-2000:]
-    assert "continue with --resume" in stderr
+    with open(tmp_path / "stdout.txt", "w") as stdout, open(tmp_path / "stderr.txt", "w") as stderr:
+        proc = start_training(recipe, lambda: log.is_file() and "'loss'" in log.read_text(errors="replace"),
+                              stdout=stdout, stderr=stderr)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=300)
+    err = (tmp_path / "stderr.txt").read_text()
+    assert proc.returncode == 143, err[-3000:]
+    assert "continue with --resume" in err
     ckpts = list(out.glob("checkpoint-*"))
     assert len(ckpts) == 1 and int(ckpts[0].name.split("-")[1]) < 500
     assert "pre-empted; checkpoint saved" in log.read_text()

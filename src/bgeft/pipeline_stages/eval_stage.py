@@ -36,14 +36,14 @@ def _compare(baseline: Path, candidate: dict, out_dir: Path, ks: list[int]) -> l
 
 
 def _modes(model: str, wanted: list[str]) -> tuple[list[str], str]:
-    """The requested modes this model can score, and its pooling (a base sentence-transformers model
-    is scored the way it is meant to be used, e.g. mean pooling for all-MiniLM-L6-v2)."""
+    """The requested modes this model can score, and its pooling from its sentence-transformers config
+    (mean for all-MiniLM-L6-v2, what a fine-tune was trained with; CLS when there is none, as BGE-M3)."""
     from ..data.search import detect_pooling
     from ..eval.encoding import is_m3_model
 
     if Path(model).is_dir() and not is_m3_model(model):
         return [m for m in wanted if m == "dense"] or ["dense"], detect_pooling(model)
-    return list(wanted), "cls"
+    return list(wanted), detect_pooling(model)  # a fine-tune's 1_Pooling holds its training pooling
 
 
 def run_eval(ctx, stage, resume: bool) -> dict:

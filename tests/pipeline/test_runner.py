@@ -139,7 +139,7 @@ def test_a_changed_book_reruns_everything_downstream(pipeline, tmp_path):
 
 def test_status_shows_each_stage_and_what_the_next_run_does(pipeline, run_cli):
     _run(pipeline)
-    code, out, _ = run_cli("pipeline", "status", pipeline, "eval.k=[1,5]")
+    code, out, _ = run_cli("pipeline", "status", pipeline, "eval.k=[1,5,10,20]")
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == f"pipeline {pipeline} -> {pipeline.parent / 'work'}"

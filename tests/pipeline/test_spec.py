@@ -153,3 +153,13 @@ def test_a_packaged_pipeline_writes_under_the_working_directory(tmp_path, monkey
     spec = load_spec(repo_root / "pipelines" / "demo_cpu.yaml")
     assert spec.work_dir == tmp_path / "outputs" / "pipeline_demo_cpu"
     assert spec.data["corpus"]["books"] == [str(repo_root / "example_data" / "book" / "river_town.txt")]
+
+
+def test_report_select_must_name_a_measured_metric(tmp_path, model_dir):
+    path = tiny_pipeline(tmp_path, model_dir)
+    assert load_spec(path, ["report.select=pipeline.reranked.ndcg@5"]).data["report"]["select"]
+    with pytest.raises(UserError, match=r"override 'report.select=retriever.hybrid.ndcg@20': report.select: "
+                                        r"'retriever.hybrid.ndcg@20' is not measured"):
+        load_spec(path, ["report.select=retriever.hybrid.ndcg@20"])
+    with pytest.raises(UserError, match=r"report.select: 'pipeline.reranked.ndcg@10' is not measured"):
+        load_spec(path, ["~train_reranker", "~base.reranker", "~score", "report.select=pipeline.reranked.ndcg@10"])

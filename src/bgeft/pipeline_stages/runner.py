@@ -80,7 +80,7 @@ class Runner:
             return Decision("skip", "up to date"), key, inputs
         if old.get("key") == key:
             how = RESUMABLE.get(stage.kind, "restarting")
-            return Decision("resume", f"interrupted, {how}"), key, inputs
+            return Decision("resume", f"interrupted or failed, {how}"), key, inputs
         return Decision("run", explain_change(old, stage.params, inputs)), key, inputs
 
     def plan(self) -> list[tuple[Stage, Decision]]:

@@ -207,10 +207,30 @@ def _check_values(path: Path, out: dict, at) -> list[str]:
                 errors.append(f"{at(stage, 'recipe')}: {stage}.recipe: {exc}")
                 continue
             errors += _check_recipe(stage, out[stage], at, str(path))
+    errors += _check_select(out, at)
     bad = [m for m in out["eval"]["modes"] if m not in MODES]
     if bad or not out["eval"]["modes"]:
         errors.append(f"{at('eval', 'modes')}: eval.modes: choose from {', '.join(MODES)}; got {bad or '[]'}")
     return errors
+
+
+def _check_select(out: dict, at) -> list[str]:
+    """report.select names something the eval stage measures: retriever.MODE.METRIC or pipeline.reranked.METRIC."""
+    select = out["report"]["select"]
+    kind, _, rest = select.partition(".")
+    mode, _, metric = rest.partition(".")
+    ks = [str(k) for k in out["eval"]["k"]]
+    ok_metric = metric in ("map", "mrr") or (metric.partition("@")[0] in ("ndcg", "recall", "mrr", "precision",
+                                                                           "success", "acc")
+                                              and metric.partition("@")[2] in ks)
+    has_reranker = "train_reranker" in out or bool(out["base"].get("reranker"))
+    ok = ok_metric and ((kind == "retriever" and mode in out["eval"]["modes"])
+                        or (kind == "pipeline" and mode in ("reranked", "first_stage") and has_reranker))
+    if ok:
+        return []
+    return [f"{at('report', 'select')}: report.select: {select!r} is not measured; use retriever.MODE.METRIC with a "
+            f"mode of eval.modes or pipeline.reranked.METRIC (needs a reranker), METRIC like ndcg@K with K in eval.k "
+            f"({', '.join(ks)}), e.g. retriever.hybrid.ndcg@10"]
 
 
 def _check_recipe(stage: str, section: dict, at, existing_file: str) -> list[str]:

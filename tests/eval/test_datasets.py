@@ -55,6 +55,13 @@ def test_empty_corpus(tmp_path):
         load_eval_data(root)
 
 
+def test_missing_corpus(tmp_path):
+    root = write_beir(tmp_path / "d")
+    (root / "corpus.jsonl").unlink()
+    with pytest.raises(UserError, match=r"d: missing corpus\.jsonl; BEIR data needs corpus\.jsonl \(_id, title, text\)"):
+        load_eval_data(root)
+
+
 def test_bad_json_line_names_file_and_line(tmp_path):
     root = write_beir(tmp_path / "d")
     with (root / "queries.jsonl").open("a") as fh:

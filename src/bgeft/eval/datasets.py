@@ -243,6 +243,9 @@ def detect_layout(path: str | Path, split: str = "test") -> str:
         if (p / f"{split}_queries.jsonl").is_file() or (p / f"{split}_qrels.jsonl").is_file():
             return "custom"
         return "beir"
+    if (p / "queries.jsonl").is_file() or (p / "qrels").is_dir():
+        raise UserError(f"{p}: missing corpus.jsonl; BEIR data needs corpus.jsonl (_id, title, text), queries.jsonl "
+                        "and qrels/test.tsv")
     if any(p.glob("*.jsonl")):
         return "train-jsonl"
     raise UserError(f"{p}: corpus.jsonl not found; {LAYOUT_HELP}")

@@ -85,3 +85,12 @@ def test_different_data_is_refused(evaluations):
 def test_missing_metrics_json(tmp_path):
     with pytest.raises(UserError, match=r"no metrics\.json; pass an output directory of `bgeft eval retriever/reranker`"):
         compare_runs(tmp_path, tmp_path)
+
+
+def test_same_reranker_twice_via_cli(run_cli, tiny_reranker, beir_dir, tmp_path):
+    code, out, err = run_cli("eval", "compare", "--baseline", tiny_reranker, "--candidate", tiny_reranker,
+                             "--data", beir_dir, "--top", "4", "--k", "1,3,10", "--device", "cpu", "--no-progress",
+                             "--resamples", "200", "--metrics", "mrr,ndcg@3")
+    assert code == 0, err
+    assert "| reranked | mrr |" in out and "| reranked | ndcg@3 |" in out
+    assert out.count("| 0/3/0 |") == 2  # both metrics: 3 ties, no wins or losses

@@ -122,3 +122,25 @@ def test_cli_smoke_on_example_data(run_cli, m3_tiny, example_data, tmp_path):
                              "--out", tmp_path / "o", "--cache-dir", tmp_path / "c", "--no-progress", "--k", "1,10")
     assert code == 0, err
     assert "| hybrid |" in out and (tmp_path / "o" / "report.md").is_file()
+
+
+@pytest.mark.gpu
+def test_cuda_run_matches_cpu_ranking_quality(m3_tiny, beir_dir, tmp_path):
+    cpu = evaluate_retriever(m3_tiny, beir_dir, ks=(10,), cache_dir=False, device="cpu", progress=False)
+    gpu = evaluate_retriever(m3_tiny, beir_dir, ks=(10,), cache_dir=False, device="cuda:0", fp16=False, progress=False)
+    assert gpu["model"]["devices"] == ["cuda:0"]
+    for mode in cpu["results"]:
+        assert gpu["results"][mode]["metrics"]["recall@10"] == pytest.approx(cpu["results"][mode]["metrics"]["recall@10"])
+
+
+@pytest.mark.npu
+def test_npu_run(m3_tiny, beir_dir):
+    res = evaluate_retriever(m3_tiny, beir_dir, ks=(10,), cache_dir=False, device="npu:0", fp16=False, progress=False)
+    assert res["model"]["devices"] == ["npu:0"] and set(res["results"]) == {"dense", "sparse", "colbert", "hybrid"}
+
+
+def test_unwritable_cache_dir(m3_tiny, beir_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserError, match=r"--cache-dir .*file: cannot write the corpus encodings .*pass --no-cache"):
+        evaluate_retriever(m3_tiny, beir_dir, ks=(10,), cache_dir=blocker, device="cpu", progress=False)

@@ -244,5 +244,9 @@ def encode_corpus_cached(encoder: Encoder, texts: list[str], corpus_fp: str, out
         log.info("corpus encodings reused from %s", entry)
         return cached, {"hit": True, "path": str(entry), "key": key}
     enc = encoder.encode_corpus(texts, outputs)
-    save_cached(entry, enc, {"model": str(encoder.path), "corpus_fingerprint": corpus_fp, **encoder.settings()})
+    try:
+        save_cached(entry, enc, {"model": str(encoder.path), "corpus_fingerprint": corpus_fp, **encoder.settings()})
+    except OSError as exc:
+        raise UserError(f"--cache-dir {entry.parent}: cannot write the corpus encodings ({exc.strerror}); choose a "
+                        "writable directory or pass --no-cache") from None
     return enc, {"hit": False, "path": str(entry), "key": key}

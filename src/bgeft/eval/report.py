@@ -8,6 +8,7 @@ leaves a half-written output. Keys starting with ``_`` (in-memory runs) stay out
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -27,9 +28,20 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _finite(obj):
+    """NaN / infinity are not JSON: write them as null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def to_json(result: dict) -> str:
-    return json.dumps({k: v for k, v in result.items() if not k.startswith("_")}, indent=2, ensure_ascii=False,
-                      allow_nan=False, default=str) + "\n"
+    return json.dumps(_finite({k: v for k, v in result.items() if not k.startswith("_")}), indent=2,
+                      ensure_ascii=False, allow_nan=False, default=str) + "\n"
 
 
 def fmt(v, digits: int = 4) -> str:
@@ -214,7 +226,12 @@ def write_runs(out_dir: Path, runs: dict) -> None:
 def write_outputs(out_dir: Path, result: dict, render=None, images=None) -> Path:
     """Write metrics.json, report.md, plots (and runs/) for ``result``; returns ``out_dir``."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from ..errors import UserError
+
+        raise UserError(f"--out {out_dir}: cannot create the directory ({exc.strerror}); choose a writable path") from None
     names = images(result, out_dir) if images else _images(result, out_dir)
     if result.get("_runs"):
         write_runs(out_dir, result["_runs"])

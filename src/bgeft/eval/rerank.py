@@ -155,6 +155,8 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
     rerank_top = top if rerank_top is None else rerank_top
     if not 1 <= rerank_top <= top:
         raise UserError(f"--rerank-top {rerank_top}: must be between 1 and --retrieve-top/--top ({top})")
+    if data is None and data_dir is None:
+        raise UserError("evaluate_reranker: pass data_dir (or a loaded EvalData as data=)")
     data = data or load_eval_data(data_dir, split)
     reranker = Reranker(model_path, devices=device, batch_size=batch_size, max_length=max_length, fp16=fp16)
     run1, described, retr = _first_stage(data, candidates, retriever, top, mode, cache_dir, reranker.devices,

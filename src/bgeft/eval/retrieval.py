@@ -107,6 +107,8 @@ def evaluate_retriever(model_path, data_dir, modes=None, weights=DEFAULT_WEIGHTS
     """Evaluate an embedder on ``data_dir`` (any layout of ``bgeft.eval.datasets``); see the module doc."""
     start = time.perf_counter()
     ks = parse_ks(ks)
+    if data is None and data_dir is None:
+        raise UserError("evaluate_retriever: pass data_dir (or a loaded EvalData as data=)")
     data = data or load_eval_data(data_dir, split)
     encoder = encoder or Encoder(model_path, devices=device, batch_size=batch_size, query_max_len=query_max_len,
                                  passage_max_len=passage_max_len, pooling=pooling,

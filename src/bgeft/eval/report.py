@@ -144,7 +144,10 @@ def render_rerank(result: dict, images: list[str]) -> str:
     out.append("## Significance of the gain\n")
     out.append(_stats_table(result["significance"], with_mode=False))
     out.append("## Timing\n")
-    out.append(table(["step", "seconds"], [[k_, v] for k_, v in result["timing"].items()]))
+    t = result["timing"]
+    out.append(table(["step", "seconds"], [["first stage (candidates)", t["first_stage_s"]],
+                                           [f"rerank {t['pairs_scored']} (query, passage) pairs", t["rerank_s"]],
+                                           ["total", t["total_s"]]]))
     out += _plots_and_notes(images, result)
     return "\n".join(out)
 

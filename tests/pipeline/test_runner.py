@@ -146,3 +146,12 @@ def test_status_shows_each_stage_and_what_the_next_run_does(pipeline, run_cli):
     assert len(lines) == 16
     assert lines[1].split()[:2] == ["01-corpus", "done"] and lines[1].endswith("next run: skip (up to date)")
     assert lines[4].endswith("next run: run (parameter k changed)") and "04-eval-base" in lines[4]
+
+
+def test_stages_dropped_from_the_pipeline_are_named(pipeline, run_cli):
+    _run(pipeline)
+    code, out, _ = run_cli("pipeline", "run", pipeline, "rounds=1", "--dry-run")
+    assert code == 0
+    assert "  10-report             run     not run yet\n" in out and "09-eval-r1            skip" in out
+    assert ("not part of this pipeline any more (left as they are): 10-mine-r2, 11-score-r2, 12-train_embedder-r2, "
+            "13-train_reranker-r2, 14-eval-r2, 15-report") in out

@@ -96,6 +96,10 @@ class Runner:
         width = max(len(st.dir.name) for st, _ in rows)
         for st, d in rows:
             print(f"  {st.dir.name:<{width}}  {d.action:<6}  {d.reason}", file=self.out)
+        current = {st.dir.name for st, _ in rows}
+        stale = sorted(p.name for p in self.spec.work_dir.glob("[0-9][0-9]-*") if p.is_dir() and p.name not in current)
+        if stale:
+            print(f"  not part of this pipeline any more (left as they are): {', '.join(stale)}", file=self.out)
 
     def run(self, bodies: dict) -> list[dict]:
         self.spec.work_dir.mkdir(parents=True, exist_ok=True)

@@ -1,3 +1,8 @@
-"""The parts of ``bgeft pipeline``: the pipeline file (``spec``), the stage graph and its bookkeeping
-(``graph``, ``state``), the stage bodies (``text_stages``, ``model_stages``, ``eval_stage``) and the
-report (``report``). The command itself lives in ``bgeft.pipeline``."""
+"""The parts of ``bgeft pipeline`` (the command itself is ``bgeft.pipeline``):
+
+* ``yamlfile`` / ``spec`` - the pipeline file: keys with their lines, overrides, validation;
+* ``resources`` - models (``demo``, directories, hub ids) and recipes (shipped names, paths);
+* ``graph`` - the numbered stage instances with their inputs, rounds included;
+* ``state`` / ``runner`` - content hashes, stage manifests, the run / resume / skip decision;
+* ``text_stages``, ``model_stages``, ``eval_stage``, ``report`` - what each stage does.
+"""

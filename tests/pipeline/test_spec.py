@@ -81,7 +81,7 @@ def test_unknown_key_and_missing_files(tmp_path, model_dir):
     path.write_text(path.read_text().replace("  negatives: 2", "  negative: 2"))
     with pytest.raises(UserError, match=r"mine.negative: unknown key \(did you mean negatives\?\)"):
         load_spec(path)
-    with pytest.raises(UserError, match=r"override 'queries.file=nowhere.jsonl': queries.file: .*nowhere.jsonl: no such file"):
+    with pytest.raises(UserError, match=r"override .queries.file=nowhere.jsonl.: queries.file: .*nowhere.jsonl: no such file"):
         load_spec(tiny_pipeline(tmp_path, model_dir), ["queries.file=nowhere.jsonl"])
     with pytest.raises(UserError, match=r"base.retriever: missing-model: no such model directory"):
         load_spec(tiny_pipeline(tmp_path, model_dir), ["base.retriever=missing-model"])
@@ -163,3 +163,14 @@ def test_report_select_must_name_a_measured_metric(tmp_path, model_dir):
         load_spec(path, ["report.select=retriever.hybrid.ndcg@20"])
     with pytest.raises(UserError, match=r"report.select: 'pipeline.reranked.ndcg@10' is not measured"):
         load_spec(path, ["~train_reranker", "~base.reranker", "~score", "report.select=pipeline.reranked.ndcg@10"])
+
+
+def test_paths_in_overrides_resolve_against_the_working_directory(tmp_path, model_dir, monkeypatch):
+    path = tiny_pipeline(tmp_path / "pipe", model_dir)
+    (tmp_path / "cwd").mkdir()
+    (tmp_path / "cwd" / "q.jsonl").write_text('{"query": "a", "answer_hint": "b"}\n')
+    monkeypatch.chdir(tmp_path / "cwd")
+    spec = load_spec(path, ["queries.file=q.jsonl", "work_dir=out"])
+    assert spec.data["queries"]["file"] == str(tmp_path / "cwd" / "q.jsonl")
+    assert spec.work_dir == tmp_path / "cwd" / "out"
+    assert load_spec(path).work_dir == tmp_path / "pipe" / "work"  # in the file: against the file

@@ -21,7 +21,8 @@ def resolve_model(value: str, base_dir: Path) -> str:
         return str(local)
     if HUB_ID.match(value) and not value.startswith((".", "/")):
         return value
-    raise UserError(f"{value}: no such model directory (relative paths resolve against the pipeline file; "
+    raise UserError(f"{value}: no such model directory (relative paths resolve against the pipeline file, or the working "
+                    "directory when given on the command line; "
                     f"use 'demo' for the embedded model or a hub id like BAAI/bge-m3)")
 
 
@@ -33,7 +34,8 @@ def resolve_recipe(value: str, base_dir: Path) -> Path:
         path = (base_dir / Path(value).expanduser()).resolve()
         if path.is_file():
             return path
-        raise UserError(f"{value}: no such recipe file (relative paths resolve against the pipeline file)")
+        raise UserError(f"{value}: no such recipe file (relative paths resolve against the pipeline file, or the working "
+                        "directory when given on the command line)")
     shipped = asset_dir("recipes") / f"{value}.yaml"
     if shipped.is_file():
         return shipped

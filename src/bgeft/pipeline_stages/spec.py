@@ -90,7 +90,8 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
         errors.append(f"{at('work_dir')}: work_dir: required, a directory for the stages' outputs "
                       "(relative paths resolve against the pipeline file)")
     else:
-        out["work_dir"] = _work_dir(path, work_dir)
+        out["work_dir"] = (str((Path.cwd() / work_dir).resolve()) if _from_override(where, "work_dir")
+                           else _work_dir(path, work_dir))
     rounds = data.get("rounds", 1)
     if not _type_ok(rounds, int) or rounds < 1:
         errors.append(f"{at('rounds')}: rounds: must be an integer >= 1 (training rounds; round 2+ re-mines "
@@ -126,10 +127,14 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
             if values.get(key) in (None, ""):
                 errors.append(f"{at(section)}: {section}.{key}: required")
         out[section] = values
-    errors += _check_values(path, out, at)
+    errors += _check_values(path, out, at, where)
     if errors:
         raise UserError(f"{path}: {len(errors)} problem(s):\n  " + "\n  ".join(errors))
     return Spec(path=path, data=out, where=where)
+
+
+def _from_override(where: dict, *keys) -> bool:
+    return where.get(tuple(keys), "").startswith("override")
 
 
 def _work_dir(path: Path, work_dir: str) -> str:
@@ -146,11 +151,13 @@ def _resolve(base: Path, value: str) -> str:
     return str((base / Path(value).expanduser()).resolve())
 
 
-def _check_values(path: Path, out: dict, at) -> list[str]:
+def _check_values(path: Path, out: dict, at, where: dict) -> list[str]:
     from .resources import resolve_model, resolve_recipe
 
     errors: list[str] = []
-    base_dir = path.parent
+    def base(*keys) -> Path:  # overrides are typed in a shell: their paths resolve against the working dir
+        return Path.cwd() if _from_override(where, *keys) else path.parent
+
     corpus, queries = out["corpus"], out["queries"]
     if bool(corpus["books"]) == bool(corpus["file"]):
         errors.append(f"{at('corpus')}: corpus: give exactly one of books: [BOOK.txt, ...] (split into passages) "
@@ -159,10 +166,10 @@ def _check_values(path: Path, out: dict, at) -> list[str]:
         items = corpus[key] if key == "books" else ([corpus[key]] if corpus[key] else [])
         resolved = []
         for i, item in enumerate(items or []):
-            p = Path(_resolve(base_dir, str(item)))
+            p = Path(_resolve(base("corpus", key), str(item)))
             if not p.is_file():
                 loc = at("corpus", key, i) if key == "books" else at("corpus", key)
-                errors.append(f"{loc}: corpus.{key}: {item}: no such file (relative paths resolve against {path})")
+                errors.append(f"{loc}: corpus.{key}: {item}: no such file (relative paths resolve against {base('corpus', key)})")
             resolved.append(str(p))
         corpus[key] = resolved if key == "books" else (resolved[0] if resolved else None)
     if corpus["by"] not in ("sentence", "paragraph", "window"):
@@ -171,7 +178,7 @@ def _check_values(path: Path, out: dict, at) -> list[str]:
         errors.append(f"{at('queries')}: queries: give exactly one of file: questions.jsonl or generate: "
                       "{base_url: ..., model: ...} (an OpenAI-compatible endpoint)")
     if queries["file"]:
-        queries["file"] = _resolve(base_dir, queries["file"])
+        queries["file"] = _resolve(base("queries", "file"), queries["file"])
         if not Path(queries["file"]).is_file():
             errors.append(f"{at('queries', 'file')}: queries.file: {queries['file']}: no such file")
     split = out["split"]
@@ -185,7 +192,7 @@ def _check_values(path: Path, out: dict, at) -> list[str]:
         value = out["base"].get(role)
         if value:
             try:
-                out["base"][role] = resolve_model(value, base_dir)
+                out["base"][role] = resolve_model(value, base("base", role))
             except UserError as exc:
                 errors.append(f"{at('base', role)}: base.{role}: {exc}")
     if "train_reranker" in out and not out["base"].get("reranker"):
@@ -193,7 +200,7 @@ def _check_values(path: Path, out: dict, at) -> list[str]:
                       "(the model the first round's reranker starts from)")
     if "score" in out and out["score"]["reranker"] != "previous":
         try:
-            out["score"]["reranker"] = resolve_model(out["score"]["reranker"], base_dir)
+            out["score"]["reranker"] = resolve_model(out["score"]["reranker"], base("score", "reranker"))
         except UserError as exc:
             errors.append(f"{at('score', 'reranker')}: score.reranker: {exc} (or 'previous')")
     if "score" in out and out["score"]["reranker"] == "previous" and "train_reranker" not in out \
@@ -202,7 +209,7 @@ def _check_values(path: Path, out: dict, at) -> list[str]:
     for stage in ("train_embedder", "train_reranker"):
         if stage in out and out[stage]["recipe"]:
             try:
-                out[stage]["recipe"] = str(resolve_recipe(out[stage]["recipe"], base_dir))
+                out[stage]["recipe"] = str(resolve_recipe(out[stage]["recipe"], base(stage, "recipe")))
             except UserError as exc:
                 errors.append(f"{at(stage, 'recipe')}: {stage}.recipe: {exc}")
                 continue

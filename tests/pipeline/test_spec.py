@@ -175,3 +175,12 @@ def test_paths_in_overrides_resolve_against_the_working_directory(tmp_path, mode
     assert spec.data["queries"]["file"] == str(tmp_path / "cwd" / "q.jsonl")
     assert spec.work_dir == tmp_path / "cwd" / "out"
     assert load_spec(path).work_dir == tmp_path / "pipe" / "work"  # in the file: against the file
+
+
+def test_a_hub_model_that_cannot_be_fetched_is_a_clear_error(monkeypatch):
+    from bgeft.pipeline_stages.resources import materialise_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(UserError, match=r"no-such-org/no-such-model: not a local model directory and it could not be "
+                                        r"fetched from the Hugging Face Hub \(\w+\); download it first"):
+        materialise_model("no-such-org/no-such-model")

@@ -48,9 +48,18 @@ def resolve_recipe(value: str, base_dir: Path) -> Path:
 
 
 def materialise_model(value: str) -> str:
-    """The path (or hub id) a stage loads; the embedded model is built once into bgeft's cache."""
-    if value != DEMO:
-        return value
-    from ..demo_model import build_demo_model, default_demo_dir
+    """The local directory a stage loads: the embedded model is built once into bgeft's cache, a hub id
+    is fetched once into the Hugging Face cache (mining and scoring read local directories only)."""
+    if value == DEMO:
+        from ..demo_model import build_demo_model, default_demo_dir
 
-    return str(build_demo_model(default_demo_dir()))
+        return str(build_demo_model(default_demo_dir()))
+    if Path(value).is_dir():
+        return value
+    try:
+        from huggingface_hub import snapshot_download
+
+        return snapshot_download(value, ignore_patterns=["*.msgpack", "*.h5", "*.ot", "onnx/*"])
+    except Exception as exc:  # offline, unknown repository, no permission
+        raise UserError(f"{value}: not a local model directory and it could not be fetched from the Hugging Face "
+                        f"Hub ({type(exc).__name__}); download it first and give its directory") from None

@@ -54,7 +54,7 @@ def materialise_model(value: str) -> str:
         from ..demo_model import build_demo_model, default_demo_dir
 
         return str(build_demo_model(default_demo_dir()))
-    if Path(value).is_dir():
+    if Path(value).exists():  # a local model directory (or a file input such as a recipe or a book)
         return value
     try:
         from huggingface_hub import snapshot_download

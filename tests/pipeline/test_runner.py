@@ -155,3 +155,19 @@ def test_stages_dropped_from_the_pipeline_are_named(pipeline, run_cli):
     assert "  10-report             run     not run yet\n" in out and "09-eval-r1            skip" in out
     assert ("not part of this pipeline any more (left as they are): 10-mine-r2, 11-score-r2, 12-train_embedder-r2, "
             "13-train_reranker-r2, 14-eval-r2, 15-report") in out
+
+
+def test_a_checkpoint_killed_while_saving_is_dropped_before_resuming(tmp_path):
+    from types import SimpleNamespace
+
+    from bgeft.pipeline_stages.model_stages import _drop_incomplete_checkpoints
+
+    for name, complete in (("checkpoint-1", True), ("checkpoint-2", False)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_text("w")
+        if complete:
+            (tmp_path / name / "trainer_state.json").write_text("{}")
+    logged = []
+    _drop_incomplete_checkpoints(SimpleNamespace(log=logged.append), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-1"]
+    assert logged == ["removed checkpoint-2: interrupted while it was being saved"]

@@ -94,6 +94,8 @@ def run_train(ctx, stage, resume: bool) -> dict:
     from ..cli import build_parser
 
     out_dir = stage.dir / "model"
+    if resume:
+        _drop_incomplete_checkpoints(ctx, out_dir)
     argv = ["train", ctx.path(stage, "recipe"), *train_overrides(stage, ctx.path(stage, "init"),
                                                                ctx.path(stage, "data"), out_dir), "--resume"]
     ctx.log("bgeft " + " ".join(str(a) for a in argv[:2]) + " ... --resume")
@@ -106,6 +108,15 @@ def run_train(ctx, stage, resume: bool) -> dict:
     for ckpt in out_dir.glob("checkpoint-*"):  # finished: the checkpoints only served resuming
         shutil.rmtree(ckpt, ignore_errors=True)
     return summary
+
+
+def _drop_incomplete_checkpoints(ctx, out_dir: Path) -> None:
+    """A kill while a checkpoint is being saved leaves it without trainer_state.json (written last);
+    resuming from it would fail, so resume from the newest complete one."""
+    for ckpt in sorted(out_dir.glob("checkpoint-*")):
+        if ckpt.is_dir() and not (ckpt / "trainer_state.json").is_file():
+            shutil.rmtree(ckpt)
+            ctx.log(f"removed {ckpt.name}: interrupted while it was being saved")
 
 
 def _train_summary(out_dir: Path) -> dict:

@@ -149,13 +149,19 @@ def _plot(results, select: str, path: Path) -> str | None:
 
     xs = list(range(len(results)))
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    for split in ("dev", "test"):
-        ys = [_pick(entry.get(split, {}), select) for _, entry in results]
-        if all(y is not None for y in ys):
-            ax.plot(xs, ys, marker="o", label=split)
+    metrics = [select]
+    kind, mode, metric = (select.split(".", 2) + ["", ""])[:3]
+    if kind == "retriever" and mode != "dense":  # the mode every model has, for reference
+        metrics.append(f"retriever.dense.{metric}")
+    for name in metrics:
+        for split in ("dev", "test"):
+            ys = [_pick(entry.get(split, {}), name) for _, entry in results]
+            if any(y is not None for y in ys):  # missing values (a mode the base model lacks) are gaps
+                ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o",
+                        linestyle="-" if name == select else "--", label=f"{split} {name}")
     ax.set_xticks(xs, [label for label, _ in results])
-    ax.set_ylabel(select)
-    ax.legend()
+    ax.set_ylabel(select.rsplit(".", 1)[-1])
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -15,10 +15,12 @@ def test_empty_or_missing_output_dir_starts_fresh(tmp_path):
     assert prepare_output_dir(tmp_path / "empty", resume=False, overwrite=False) is None
 
 
-def test_resume_picks_the_newest_checkpoint_numerically(tmp_path):
+def test_resume_picks_the_newest_complete_checkpoint_numerically(tmp_path):
     for step in (5, 40, 300):
         (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
     (tmp_path / "checkpoint-final").mkdir()
+    (tmp_path / "checkpoint-400").mkdir()  # cut off mid-save: no trainer_state.json
     assert checkpoints(tmp_path)[-1].name == "checkpoint-300"
     assert prepare_output_dir(tmp_path, resume=True, overwrite=False) == tmp_path / "checkpoint-300"
 

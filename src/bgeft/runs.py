@@ -33,7 +33,10 @@ PACKAGES = ("bgeft", "FlagEmbedding", "transformers", "torch", "torch_npu", "dee
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
-    found = [p for p in output_dir.glob("checkpoint-*") if p.is_dir() and p.name.split("-")[-1].isdigit()]
+    """Complete checkpoints, oldest first. The Trainer writes trainer_state.json last, so a checkpoint
+    without it was cut off mid-save (a kill, a pre-empted pod) and cannot be resumed from."""
+    found = [p for p in output_dir.glob("checkpoint-*")
+             if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 

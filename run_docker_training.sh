@@ -6,6 +6,7 @@
 #   ./run_docker_training.sh single --gpus 2 --dry-run
 #   ./run_docker_training.sh npu --gpus 0,1,2,3
 #   ./run_docker_training.sh cpu --recipe recipes/demo_cpu_m3.yaml
+#   ./run_docker_training.sh single --pipeline my_book.yaml -- work_dir=/workspace/outputs/my_book
 #   ./run_docker_training.sh shell [--npu]
 #   ./run_docker_training.sh build [--npu]
 #
@@ -20,8 +21,8 @@ source "$ROOT/scripts/docker_common.sh"
 
 usage() {
     cat <<EOF
-usage: $PROG [single|multi|npu|cpu|shell|build] [--recipe FILE] [--gpus LIST] [--npu]
-                              [--image TAG] [--dry-run] [-- bgeft-train-arguments...]
+usage: $PROG [single|multi|npu|cpu|shell|build] [--recipe FILE | --pipeline FILE] [--gpus LIST]
+                              [--npu] [--image TAG] [--dry-run] [-- bgeft-arguments...]
 
 modes:
   single   train on one GPU (the first of --gpus, default GPU 0)
@@ -34,11 +35,22 @@ modes:
 options:
   --recipe FILE  recipe to train (default $DEFAULT_RECIPE). A file on this host is mounted
                  read-only at /workspace/custom_recipes; otherwise FILE is a path inside the image.
+  --pipeline FILE
+                 run \`bgeft pipeline run FILE\` instead of training one recipe. A file on this host:
+                 its directory is mounted read-only at /workspace/custom_pipelines (relative paths in
+                 the file, e.g. its books and questions, resolve there); otherwise FILE is a path inside
+                 the image (pipelines/demo_cpu.yaml) or a shipped pipeline's name (book_retrieval).
+                 work_dir: pass -- work_dir=/workspace/outputs/NAME (outputs/NAME here). Without it,
+                 a host file's work_dir that is not ../outputs/X or /workspace/outputs/X becomes
+                 /workspace/outputs/<file name without .yaml>. Books and questions outside the
+                 file's directory go in data/ or custom_data/: in the file ../data/book.txt, or
+                 -- corpus.books=[data/book.txt] (overrides resolve from /workspace).
   --gpus LIST    device ids, e.g. 0 or 0,1,3
   --npu          shell/build: use the Ascend image
   --image TAG    image to use instead of the default tag
   --dry-run      print the docker commands instead of running them
-  -- ARGS...     passed to \`bgeft train\` (overrides like training.learning_rate=5e-6, --resume)
+  -- ARGS...     passed to \`bgeft train\` (overrides like training.learning_rate=5e-6, --resume), or
+                 with --pipeline to \`bgeft pipeline run\` (rounds=2, --from mine, --dry-run)
 
 Host directories next to this script: data/ and custom_data/ (read-only in the container),
 outputs/ and cache/ (writable; models download to cache/huggingface).
@@ -112,6 +124,42 @@ one_process_overrides() {
     fi
 }
 
+# Sets CONTAINER_PIPELINE and adds the mount for a pipeline file that lives on this host (its whole
+# directory: the books, questions and recipes it names by relative path come with it).
+pipeline_args() {
+    if [[ -f "$PIPELINE" ]]; then
+        local dir
+        dir="$(cd "$(dirname "$PIPELINE")" && pwd)"
+        [[ "$dir" != *:* ]] || die "the pipeline's directory '$dir' contains ':', which docker -v cannot mount: move the pipeline file"
+        RUN+=(-v "$dir:/workspace/custom_pipelines:ro")
+        CONTAINER_PIPELINE="/workspace/custom_pipelines/$(basename "$PIPELINE")"
+    else
+        [[ "$PIPELINE" != /* ]] || die "pipeline '$PIPELINE' not found on this host"
+        echo "$PROG: note: '$PIPELINE' is not a file here; using it as a path inside the image (/workspace/$PIPELINE) or a shipped pipeline's name" >&2
+        CONTAINER_PIPELINE="$PIPELINE"
+    fi
+}
+
+# The stages' outputs must land on the writable outputs/ mount. A host file's work_dir that is not
+# there (../outputs/X from /workspace/custom_pipelines is) would point into the read-only mount or the
+# container's throw-away filesystem: unless the arguments after -- set work_dir, put it in outputs/.
+# Shipped pipelines (an image path or a name) already write under /workspace/outputs.
+pipeline_work_dir() {
+    local word name
+    [[ -f "$PIPELINE" ]] || return 0
+    for word in ${EXTRA[@]+"${EXTRA[@]}"}; do
+        [[ "$word" != work_dir=* ]] || return 0
+    done
+    if grep -Eq "^work_dir:[[:space:]]*[\"']?(/workspace/outputs/|\.\./outputs/)[^[:space:]]" "$PIPELINE"; then
+        return 0
+    fi
+    name="$(basename "$PIPELINE")"
+    name="${name%.yaml}"
+    name="${name%.yml}"
+    RUN+=("work_dir=/workspace/outputs/$name")
+    echo "$PROG: note: the pipeline writes to outputs/$name (work_dir=/workspace/outputs/$name); pass -- work_dir=/workspace/outputs/NAME to choose" >&2
+}
+
 choose_mode() {
     local choice
     echo "bgeft in Docker: what do you want to run?" >&2
@@ -131,6 +179,8 @@ choose_mode() {
 # ---- arguments -------------------------------------------------------------------------------------
 MODE=""
 RECIPE="$DEFAULT_RECIPE"
+RECIPE_GIVEN=0
+PIPELINE=""
 GPUS=""
 NPU=0
 DRY_RUN=0
@@ -143,8 +193,10 @@ if [[ $# -gt 0 && "$1" != -* ]]; then
 fi
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --recipe) [[ $# -ge 2 ]] || usage_error "--recipe needs a FILE"; RECIPE="$2"; shift 2 ;;
-        --recipe=*) RECIPE="${1#*=}"; shift ;;
+        --recipe) [[ $# -ge 2 ]] || usage_error "--recipe needs a FILE"; RECIPE="$2"; RECIPE_GIVEN=1; shift 2 ;;
+        --recipe=*) RECIPE="${1#*=}"; RECIPE_GIVEN=1; shift ;;
+        --pipeline) [[ $# -ge 2 ]] || usage_error "--pipeline needs a FILE"; PIPELINE="$2"; shift 2 ;;
+        --pipeline=*) PIPELINE="${1#*=}"; shift ;;
         --gpus) [[ $# -ge 2 ]] || usage_error "--gpus needs a LIST like 0,1"; GPUS="$2"; shift 2 ;;
         --gpus=*) GPUS="${1#*=}"; shift ;;
         --image) [[ $# -ge 2 ]] || usage_error "--image needs a TAG"; IMAGE_OVERRIDE="$2"; shift 2 ;;
@@ -153,9 +205,12 @@ while [[ $# -gt 0 ]]; do
         --dry-run) DRY_RUN=1; shift ;;
         -h | --help) usage; exit 0 ;;
         --) shift; EXTRA=("$@"); break ;;
-        *) usage_error "unknown argument '$1' (arguments for bgeft train go after --)" ;;
+        *) usage_error "unknown argument '$1' (arguments for bgeft train or bgeft pipeline run go after --)" ;;
     esac
 done
+if [[ -n "$PIPELINE" && "$RECIPE_GIVEN" == 1 ]]; then
+    usage_error "--pipeline and --recipe cannot be used together: a pipeline names its own recipes (train_embedder.recipe, train_reranker.recipe; change them with -- train_embedder.recipe=FILE)"
+fi
 
 if [[ -z "$MODE" ]]; then
     if [[ -t 0 && -t 1 ]]; then
@@ -172,6 +227,9 @@ esac
 [[ -z "$GPUS" || "$GPUS" =~ ^[0-9]+(,[0-9]+)*$ ]] || usage_error "--gpus '$GPUS': use device ids like 0 or 0,1,3"
 if [[ "$MODE" == single && "$GPUS" == *,* ]]; then
     usage_error "single trains on one GPU; use 'multi --gpus $GPUS' for several"
+fi
+if [[ -n "$PIPELINE" && ( "$MODE" == shell || "$MODE" == build ) ]]; then
+    usage_error "--pipeline runs in single, multi, npu or cpu mode, not in $MODE"
 fi
 [[ "$MODE" == npu ]] && NPU=1
 
@@ -213,6 +271,15 @@ fi
 if [[ "$MODE" == shell ]]; then
     [[ "$DRY_RUN" == 1 || ( -t 0 && -t 1 ) ]] || die "shell needs an interactive terminal"
     RUN+=(-it "$IMAGE" bash)
+elif [[ -n "$PIPELINE" ]]; then
+    pipeline_args
+    if [[ -t 0 && -t 1 ]]; then
+        RUN+=(-it)
+    fi
+    # training stages launch `bgeft train` with every device the container sees (one in single mode)
+    RUN+=("$IMAGE" bgeft pipeline run "$CONTAINER_PIPELINE")
+    pipeline_work_dir
+    RUN+=(${EXTRA[@]+"${EXTRA[@]}"})
 else
     recipe_args
     if [[ -t 0 && -t 1 ]]; then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import select
 import shlex
 import shutil
@@ -14,8 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.deploy.tools import REPO, cuda_tag, npu_tag
+from tests.deploy.tools import REPO, cuda_tag, npu_tag, render
 
 FAKE_DOCKER = f"""#!{sys.executable}
 import json, os, sys
@@ -234,7 +236,7 @@ def test_missing_image_is_built_first(env):
     (("train",), {}, "unknown mode 'train': use single, multi, npu, cpu, shell or build", 2),
     (("single", "--gpus", "0,1"), {}, "single trains on one GPU; use 'multi --gpus 0,1' for several", 2),
     (("multi", "--gpus", "all"), {}, "--gpus 'all': use device ids like 0 or 0,1,3", 2),
-    (("multi", "training.lr=1"), {}, "unknown argument 'training.lr=1' (arguments for bgeft train go after --)", 2),
+    (("multi", "training.lr=1"), {}, "unknown argument 'training.lr=1' (arguments for bgeft train or bgeft pipeline run go after --)", 2),
     (("multi", "--recipe", "/nowhere/x.yaml"), {}, "recipe '/nowhere/x.yaml' not found on this host", 1),
     (("shell",), {}, "shell needs an interactive terminal", 1),
 ], ids=["no-docker", "daemon-down", "no-nvidia", "no-mode", "bad-mode", "single-many", "bad-gpus",
@@ -302,3 +304,91 @@ def test_quick_start(env):
     res = launch(env, script="scripts/docker_quick_start.sh")
     assert [c[:1] for c in runs(env)] == [["run"]]
     assert "demo model already in cache/models/minilm-m3" in res.stderr
+
+
+def _pipeline_file(env, text: str) -> Path:
+    pipe_dir = env["tmp"] / "path with spaces"
+    pipe_dir.mkdir(exist_ok=True)
+    path = pipe_dir / "p.yaml"
+    path.write_text(text)
+    return pipe_dir
+
+
+def test_single_with_a_pipeline_path_with_spaces(env):
+    pipe_dir = _pipeline_file(env, "work_dir: runs/p\ncorpus: {books: [book.txt]}\n")
+    args = ("single", "--pipeline", "path with spaces/p.yaml")
+    dry = launch(env, *args, "--dry-run", "--", "work_dir=/workspace/outputs/x", cwd=env["tmp"])
+    assert dry.returncode == 0, dry.stderr
+    root = env["root"]
+    expected = base(root) + [
+        "--gpus", '"device=0"', "-v", f"{pipe_dir}:/workspace/custom_pipelines:ro", cuda_tag(),
+        "bgeft", "pipeline", "run", "/workspace/custom_pipelines/p.yaml", "work_dir=/workspace/outputs/x"]
+    (line,) = dry.stdout.splitlines()
+    assert shlex.split(line) == expected
+    assert f"'{pipe_dir}:/workspace/custom_pipelines:ro'" in line and "note:" not in dry.stderr
+    res = launch(env, *args, "--", "work_dir=/workspace/outputs/x", cwd=env["tmp"])
+    assert res.returncode == 0, res.stderr
+    assert [["docker", *r] for r in runs(env)] == [expected]
+
+
+def test_pipeline_work_dir_lands_in_outputs(env):
+    """A host file whose work_dir is not on the outputs mount gets work_dir=/workspace/outputs/<stem>;
+    ../outputs/X (from /workspace/custom_pipelines) and shipped pipelines are left alone."""
+    _pipeline_file(env, "work_dir: runs/p   # next to the file\n")
+    res = launch(env, "multi", "--pipeline", "path with spaces/p.yaml", "--dry-run", "--", "rounds=2",
+                 cwd=env["tmp"])
+    assert res.returncode == 0, res.stderr
+    assert shlex.split(res.stdout)[-6:] == ["bgeft", "pipeline", "run", "/workspace/custom_pipelines/p.yaml",
+                                            "work_dir=/workspace/outputs/p", "rounds=2"]
+    assert ("note: the pipeline writes to outputs/p (work_dir=/workspace/outputs/p); "
+            "pass -- work_dir=/workspace/outputs/NAME to choose") in res.stderr
+    _pipeline_file(env, "work_dir: ../outputs/book\n")
+    res = launch(env, "multi", "--pipeline", "path with spaces/p.yaml", "--dry-run", cwd=env["tmp"])
+    assert shlex.split(res.stdout)[-1] == "/workspace/custom_pipelines/p.yaml"
+    res = launch(env, "cpu", "--pipeline", "demo_cpu", "--dry-run", "--", "--from", "mine")
+    assert res.returncode == 0, res.stderr
+    words = shlex.split(res.stdout)
+    assert words[-7:] == [cuda_tag(), "bgeft", "pipeline", "run", "demo_cpu", "--from", "mine"]
+    assert words[words.index(cuda_tag()) - 1] == f"{env['root']}/cache:/cache"   # no pipeline mount, no --gpus
+    assert "'demo_cpu' is not a file here; using it as a path inside the image (/workspace/demo_cpu) " \
+           "or a shipped pipeline's name" in res.stderr
+
+
+@pytest.mark.parametrize("args, message, code", [
+    (("single", "--pipeline", "p.yaml", "--recipe", "recipes/demo_cpu_m3.yaml"),
+     "--pipeline and --recipe cannot be used together: a pipeline names its own recipes "
+     "(train_embedder.recipe, train_reranker.recipe; change them with -- train_embedder.recipe=FILE)", 2),
+    (("shell", "--pipeline", "demo_cpu"), "--pipeline runs in single, multi, npu or cpu mode, not in shell", 2),
+    (("multi", "--pipeline"), "--pipeline needs a FILE", 2),
+    (("multi", "--pipeline", "/nowhere/p.yaml"), "pipeline '/nowhere/p.yaml' not found on this host", 1),
+], ids=["with-recipe", "shell", "no-file", "missing"])
+def test_pipeline_errors(env, args, message, code):
+    res = launch(env, *args)
+    assert res.returncode == code, res.stderr
+    assert f"run_docker_training.sh: error: {message}" in res.stderr
+    assert runs(env) == []
+
+
+def test_kubernetes_pipeline_overlay_in_the_docs_renders(tmp_path):
+    """docs/kubernetes.md's "A pipeline as the Job" overlay, next to the real ones, renders a Job that
+    runs the pipeline from its ConfigMap."""
+    doc = (REPO / "docs" / "kubernetes.md").read_text()
+    section = doc[doc.index("## A pipeline as the Job"):]
+    kustomization = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    shutil.copytree(REPO / "k8s", tmp_path / "k8s")
+    overlay = tmp_path / "k8s" / "overlays" / "pipeline"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(kustomization)
+    shutil.copy(REPO / "pipelines" / "book_retrieval.yaml", overlay / "pipeline.yaml")
+    docs = render(overlay)
+    (job,) = [d for d in docs if d["kind"] == "Job"]
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("bgeft-pipeline-")]
+    assert job["metadata"] == {**job["metadata"], "name": "bgeft-pipeline", "namespace": "bgeft"}
+    assert yaml.safe_load(cm["data"]["pipeline.yaml"])["rounds"] == 3
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["args"] == ["bgeft", "pipeline", "run", "/workspace/job/pipeline.yaml",
+                                 "work_dir=/workspace/outputs/book"]
+    assert {"name": "pipeline", "mountPath": "/workspace/job/pipeline.yaml", "subPath": "pipeline.yaml",
+            "readOnly": True} in container["volumeMounts"]
+    assert {"name": "pipeline", "configMap": {"name": cm["metadata"]["name"]}} in pod["volumes"]

@@ -10,6 +10,7 @@ so machine load affects both alike. Also prints the start-up time of `bgeft --he
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
@@ -26,10 +27,10 @@ def _child_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def timed(argv: list[str], cpu: list[float] | None = None) -> float:
+def timed(argv: list[str], cpu: list[float] | None = None, env: dict | None = None) -> float:
     """Wall seconds of one command; its CPU seconds (user+sys, children included) go to ``cpu``."""
     cpu_before, start = _child_cpu(), time.perf_counter()
-    result = subprocess.run(argv, capture_output=True, text=True)
+    result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
         raise SystemExit(f"command failed ({result.returncode}): {' '.join(argv)}\n{result.stderr[-3000:]}")
@@ -60,7 +61,7 @@ def main() -> int:
         _, plan = plan_for(args.recipe, overrides + [f"training.output_dir={tmp / f'raw{i}'}"], device=device)
         worker = plan.argv.index("bgeft.worker")
         raw = plan.argv[:worker] + [TASKS[plan.task].module] + plan.argv[worker + 2:]
-        raw_times.append(timed(raw, raw_cpu))
+        raw_times.append(timed(raw, raw_cpu, env=plan.env))  # the same environment bgeft gives its worker
         ours = [sys.executable, "-m", "bgeft.cli", "train", args.recipe, *overrides,
                 f"training.output_dir={tmp / f'ours{i}'}"]
         ours_times.append(timed(ours, ours_cpu))

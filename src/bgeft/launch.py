@@ -52,8 +52,12 @@ class Plan:
     def world_size(self) -> int:
         return self.nproc_per_node * self.layout.nnodes
 
-    def render(self) -> str:
+    def command_line(self, argv: list[str] | None = None) -> str:
+        """``ENV=… argv…`` as one copy-pasteable shell line (``argv`` defaults to the plan's own)."""
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(self.env.items()))
+        return (env + " " if env else "") + shlex.join(self.argv if argv is None else argv)
+
+    def render(self) -> str:
         lines = [f"task:        {self.task}",
                  f"device:      {self.device.kind} x{self.device.count}" + (f" ({self.device.name})" if self.device.name else ""),
                  f"processes:   {self.nproc_per_node} per node x {self.layout.nnodes} node(s) "
@@ -61,7 +65,7 @@ class Plan:
                  f"output_dir:  {self.output_dir}"]
         lines += [f"note:        {n}" for n in self.notes]
         lines.append("command:")
-        lines.append("  " + (env + " " if env else "") + shlex.join(self.argv))
+        lines.append("  " + self.command_line())
         return "\n".join(lines)
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -26,7 +25,6 @@ import yaml
 from .errors import UserError
 from .launch import Plan
 
-MANIFEST_FILES = ("bgeft_run.yaml", "command.txt", "environment.json", "train.log")
 SECRET_KEY = re.compile(r"(token|secret|password|api[_-]?key|credential)", re.I)
 PACKAGES = ("bgeft", "FlagEmbedding", "transformers", "torch", "torch_npu", "deepspeed", "accelerate",
             "peft", "sentence-transformers", "faiss-cpu", "faiss-gpu-cu12", "datasets", "tokenizers")
@@ -88,13 +86,6 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def data_files(paths) -> list[Path]:
-    files: list[Path] = []
-    for p in map(Path, paths or []):
-        files += sorted(x for x in p.rglob("*") if x.is_file()) if p.is_dir() else [p]
-    return files
-
-
 def _git_sha(where: Path) -> str | None:
     try:
         out = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -111,6 +102,8 @@ def environment(plan: Plan, recipe_data: dict, recipe_path: Path) -> dict:
             versions[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
+    from .data.validate import ValidationReport, training_files
+
     train_data = (recipe_data.get("data") or {}).get("train_data") or []
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -122,7 +115,8 @@ def environment(plan: Plan, recipe_data: dict, recipe_path: Path) -> dict:
                    "bf16": plan.device.bf16},
         "launch": {"nproc_per_node": plan.nproc_per_node, "nnodes": plan.layout.nnodes,
                    "node_rank": plan.layout.node_rank, "layout_from": plan.layout.source},
-        "train_data_sha256": {str(p): sha256_file(p) for p in data_files(train_data)},
+        # the files FlagEmbedding loads for train_data (a directory's .json/.jsonl files, not its subfolders)
+        "train_data_sha256": {str(p): sha256_file(p) for p in training_files(train_data, ValidationReport())},
     }
 
 
@@ -133,9 +127,7 @@ def write_manifest(plan: Plan, recipe_data: dict, recipe_path: Path) -> None:
     (out / "bgeft_run.yaml").write_text(
         f"# resolved from {recipe_path}\n" + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True),
         encoding="utf-8")
-    env = " ".join(f"{k}={shlex.quote(v)}" for k, v in sorted(plan.env.items()))
-    (out / "command.txt").write_text((env + " " if env else "") + shlex.join(redact_argv(plan.argv)) + "\n",
-                                     encoding="utf-8")
+    (out / "command.txt").write_text(plan.command_line(redact_argv(plan.argv)) + "\n", encoding="utf-8")
     (out / "environment.json").write_text(json.dumps(environment(plan, recipe_data, recipe_path), indent=2) + "\n",
                                           encoding="utf-8")
 

@@ -49,8 +49,7 @@ def check_data(recipe: Recipe) -> None:
               + ("\n  ..." if report.warning_count > 5 else ""), file=sys.stderr)
 
 
-def plan_for(recipe_path: str, overrides: list[str], resume: bool = False, device=None,
-             env=None) -> tuple[Recipe, Plan]:
+def plan_for(recipe_path: str, overrides: list[str], device=None, env=None) -> tuple[Recipe, Plan]:
     recipe = recipes.validate(recipes.apply_overrides(recipes.load(recipe_path), overrides))
     materialize(recipe.data)
     device = device or detect_device()
@@ -60,10 +59,8 @@ def plan_for(recipe_path: str, overrides: list[str], resume: bool = False, devic
 def cmd_train(args) -> int:
     from .runs import execute, prepare_output_dir, secret_values, write_manifest
 
-    recipe = recipes.validate(recipes.apply_overrides(recipes.load(args.recipe), args.overrides))
-    materialize(recipe.data)
     device = detect_device()
-    plan = make_plan(recipe, device)
+    recipe, plan = plan_for(args.recipe, args.overrides, device=device)
     full_check(recipe)
     if not args.no_data_check:
         check_data(recipe)
@@ -74,10 +71,10 @@ def cmd_train(args) -> int:
         print(plan.render())
         return 0
     resume_from = prepare_output_dir(plan.output_dir, args.resume, args.overwrite)
-    if resume_from is not None or args.resume:
+    if resume_from is not None:
         plan = make_plan(recipe, device, resume_from=resume_from)
-        if resume_from is None:
-            plan.notes.append("--resume: no checkpoint in output_dir yet, starting fresh")
+    elif args.resume:
+        plan.notes.append("--resume: no checkpoint in output_dir yet, starting fresh")
     print(plan.render(), flush=True)
     write_manifest(plan, recipe.data, recipe.path)
     code = execute(plan, secrets=secret_values(recipe.data))

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..runs import sha256_file
+
 MANIFEST = "stage.json"
 SKIP_NAMES = {MANIFEST, "stage.log", "runs", "__pycache__"}
 SKIP_PREFIXES = ("checkpoint-", ".tmp", "tmp-")
@@ -25,14 +27,6 @@ def canonical(value: Any) -> str:
 
 def sha256_text(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _file_sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _walk(root: Path) -> list[Path]:
@@ -62,7 +56,7 @@ class HashCache:
         hit = self.entries.get(key)
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]
-        digest = _file_sha(path)
+        digest = sha256_file(path)
         self.entries[key] = [st.st_size, st.st_mtime_ns, digest]
         return digest
 

@@ -37,6 +37,17 @@ echo "HwHiAiUser:x:${FAKE_HWHIAI_GID}:"
 """
 
 
+def without_docker(tmp: Path) -> str:
+    """A PATH with the system's commands but no docker (the host may have Docker installed)."""
+    bin_dir = tmp / "bin-without-docker"
+    bin_dir.mkdir()
+    for system_dir in (Path("/usr/bin"), Path("/bin")):
+        for cmd in system_dir.iterdir():
+            if not cmd.name.startswith("docker") and not (bin_dir / cmd.name).exists():
+                (bin_dir / cmd.name).symlink_to(cmd)
+    return str(bin_dir)
+
+
 def _user() -> str:
     return "1000:1000" if os.getuid() == 0 else f"{os.getuid()}:{os.getgid()}"
 
@@ -218,6 +229,24 @@ def test_build_modes(env):
         ["build", "--file", f"{root}/Dockerfile.npu", "--tag", npu_tag(), str(root)]]
 
 
+def test_shell_runs_a_command_without_terminal_and_cpu_needs_no_gpu(env):
+    res = launch(env, "shell", "--cpu", "--", "bgeft", "env", FAKE_DOCKER_RUNTIMES='{"runc":{}}')
+    assert res.returncode == 0, res.stderr
+    run = runs(env)[-1]
+    assert ["docker", *run] == base(env["root"]) + [cuda_tag(), "bgeft", "env"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cpu", "--cpu"), "--cpu is for shell; to train on the CPU use the cpu mode"),
+    (("shell", "--cpu", "--npu"), "--cpu and --npu cannot be used together"),
+], ids=["cpu-flag-on-train-mode", "cpu-and-npu"])
+def test_cpu_flag_errors(env, args, message):
+    res = launch(env, *args)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr
+    assert runs(env) == []
+
+
 def test_missing_image_is_built_first(env):
     dry = launch(env, "shell", "--dry-run", FAKE_DOCKER_IMAGES="other:1")
     assert dry.returncode == 0, dry.stderr
@@ -229,7 +258,7 @@ def test_missing_image_is_built_first(env):
 
 
 @pytest.mark.parametrize("args, extra, message, code", [
-    (("multi",), {"PATH": "/usr/bin:/bin"}, "docker not found on PATH: install Docker Engine", 1),
+    (("multi",), {"PATH": "no-docker"}, "docker not found on PATH: install Docker Engine", 1),
     (("multi",), {"FAKE_DOCKER_DAEMON": "down"}, "cannot talk to the Docker daemon", 1),
     (("multi",), {"FAKE_DOCKER_RUNTIMES": '{"runc":{}}'}, "the NVIDIA Container Toolkit is missing", 1),
     ((), {}, "usage: run_docker_training.sh [single|multi|npu|cpu|shell|build]", 2),
@@ -242,6 +271,8 @@ def test_missing_image_is_built_first(env):
 ], ids=["no-docker", "daemon-down", "no-nvidia", "no-mode", "bad-mode", "single-many", "bad-gpus",
         "override-before-dashes", "missing-recipe", "shell-no-tty"])
 def test_errors(env, args, extra, message, code):
+    if extra.get("PATH") == "no-docker":
+        extra = {"PATH": without_docker(env["tmp"])}
     res = launch(env, *args, **extra)
     assert res.returncode == code, res.stderr
     assert message in res.stderr

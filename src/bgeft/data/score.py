@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..safety import check_output
 from .io import atomic_writer
 from .records import dump_row, iter_rows
 from .search import check_model_dir
@@ -91,6 +93,11 @@ def score_file(in_path, out_path, *, reranker=None, model=None, batch_size: int 
             raise UserError("scoring needs --reranker PATH (a cross-encoder such as bge-reranker-v2-m3)")
         model = load_reranker(reranker, batch_size=batch_size, max_length=max_length, query_max_length=query_max_length,
                               use_fp16=use_fp16, devices=devices, query_instruction=query_instruction)
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    if chunk_rows < 1:
+        raise UserError(f"chunk_rows {chunk_rows}: must be at least 1")
+    check_output(out_path, [p for p in (in_path, reranker) if isinstance(p, (str, os.PathLike))])
     summary = ScoreSummary(out=str(out_path))
     with atomic_writer(out_path) as out, tqdm(desc="score pairs", unit="pair") as progress:
         chunk: list[tuple[int, dict]] = []

@@ -90,6 +90,9 @@ def check_target(path: str | os.PathLike, *, is_dir: bool = False) -> Path:
         st = os.lstat(target)
     except FileNotFoundError:
         return target
+    except NotADirectoryError:
+        raise UserError(f"{target}: part of its directory path is a file, not a directory; "
+                        "choose another output path") from None
     except OSError as exc:
         raise UserError(f"{target}: cannot be inspected ({exc.strerror}); choose another output path") from None
     kind = _kind(st.st_mode)

@@ -88,16 +88,16 @@ def score_file(in_path, out_path, *, reranker=None, model=None, batch_size: int 
                query_instruction: str | None = None, chunk_rows: int = 1024,
                encoding: str | None = None) -> ScoreSummary:
     """Add raw reranker scores to every row of ``in_path`` and write ``out_path`` atomically."""
-    if model is None:
-        if reranker is None:
-            raise UserError("scoring needs --reranker PATH (a cross-encoder such as bge-reranker-v2-m3)")
-        model = load_reranker(reranker, batch_size=batch_size, max_length=max_length, query_max_length=query_max_length,
-                              use_fp16=use_fp16, devices=devices, query_instruction=query_instruction)
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
     if chunk_rows < 1:
         raise UserError(f"chunk_rows {chunk_rows}: must be at least 1")
     check_output(out_path, [p for p in (in_path, reranker) if isinstance(p, (str, os.PathLike))])
+    if model is None:
+        if reranker is None:
+            raise UserError("scoring needs --reranker PATH (a cross-encoder such as bge-reranker-v2-m3)")
+        model = load_reranker(reranker, batch_size=batch_size, max_length=max_length, query_max_length=query_max_length,
+                              use_fp16=use_fp16, devices=devices, query_instruction=query_instruction)
     summary = ScoreSummary(out=str(out_path))
     with atomic_writer(out_path) as out, tqdm(desc="score pairs", unit="pair") as progress:
         chunk: list[tuple[int, dict]] = []

@@ -1,8 +1,10 @@
-"""Fixtures of the hostile-input suite.
+"""Shared tools of the hostile-input suite (issue 9): every case proves "no harm" the same way.
 
-* ``tree`` - hashes a directory tree (every entry's type, mode, size, content or link target) before a
-  command runs; ``tree.assert_untouched(allowed=...)`` then fails if anything outside the declared outputs
-  changed, appeared or vanished, and ``tree.assert_no_temp()`` if a temporary file was left behind.
+* ``tree_guard(root, ...)`` snapshots a tree (type, size, sha256 or link target of every entry);
+  ``guard.assert_only(*allowed)`` then fails when anything outside ``allowed`` (paths or folders, each
+  absolute or relative to the first root) was created, changed or deleted.
+* ``PLANTED_SECRET`` and ``assert_no_secret(*texts, dirs=...)``: a planted secret must appear in no line
+  printed and no file written (binary files included: ``training_args.bin`` is a pickle).
 """
 from __future__ import annotations
 
@@ -13,55 +15,109 @@ from pathlib import Path
 
 import pytest
 
-TEMP_MARKS = (".tmp", ".tmp-", ".bgeft-trash-", ".old")
+PLANTED_SECRET = "hf_PLANTEDsecretValue0123456789abcdefXYZ"
 
 
-def tree_digest(root: Path) -> dict[str, str]:
-    """relative path -> a digest of what is there (not following links, not reading FIFOs/devices)."""
-    found: dict[str, str] = {}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        for name in dirnames + filenames:
-            path = Path(dirpath) / name
-            st = os.lstat(path)
-            rel = str(path.relative_to(root))
-            if stat.S_ISLNK(st.st_mode):
-                found[rel] = f"link:{os.readlink(path)}"
-            elif stat.S_ISREG(st.st_mode):
-                found[rel] = f"file:{oct(st.st_mode)}:{hashlib.sha256(path.read_bytes()).hexdigest()}"
-            elif stat.S_ISDIR(st.st_mode):
-                found[rel] = f"dir:{oct(st.st_mode)}"
-            else:
-                found[rel] = f"special:{oct(st.st_mode)}:{st.st_ino}"
-    return found
+def _entry(path: Path) -> str:
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
+        return f"link:{os.readlink(path)}"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    if not stat.S_ISREG(st.st_mode):
+        return f"special:{stat.S_IFMT(st.st_mode)}"
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return f"file:{st.st_size}:{h.hexdigest()}"
+
+
+def snapshot(*roots: Path) -> dict[Path, str]:
+    """Every entry under ``roots`` (symlinks not followed) -> what it is."""
+    out: dict[Path, str] = {}
+    for root in roots:
+        root = Path(root)
+        if not os.path.lexists(root):
+            continue
+        out[root] = _entry(root)
+        for base, dirs, files in os.walk(root):
+            for name in dirs + files:
+                p = Path(base) / name
+                out[p] = _entry(p)
+    return out
+
+
+class TreeGuard:
+    def __init__(self, *roots: Path):
+        self.roots = [Path(r) for r in roots]
+        self.before = snapshot(*self.roots)
+
+    def changes(self, *allowed: str | Path) -> list[str]:
+        base = self.roots[0]
+        keep = [Path(a) if Path(a).is_absolute() else base / a for a in allowed]
+        after = snapshot(*self.roots)
+        diff = []
+        for path in sorted(set(self.before) | set(after)):
+            if self.before.get(path) == after.get(path):
+                continue
+            if any(path == k or k in path.parents for k in keep):
+                continue
+            what = "created" if path not in self.before else "deleted" if path not in after else "changed"
+            diff.append(f"{what}: {path}")
+        return diff
+
+    def assert_only(self, *allowed: str | Path) -> None:
+        diff = self.changes(*allowed)
+        assert not diff, "files outside the declared output were touched:\n  " + "\n  ".join(diff[:20])
+
+
+@pytest.fixture
+def tree_guard():
+    return TreeGuard
+
+
+def assert_no_secret(*texts: str, dirs=(), secret: str = PLANTED_SECRET) -> None:
+    """``secret`` is in none of ``texts`` and in no file under ``dirs`` (read as bytes)."""
+    for i, text in enumerate(texts):
+        assert secret not in (text or ""), f"the planted secret was printed (text #{i}):\n{text[:2000]}"
+    needle = secret.encode()
+    for root in dirs:
+        for base, _, files in os.walk(root):
+            for name in files:
+                p = Path(base) / name
+                if p.is_file() and not p.is_symlink():
+                    assert needle not in p.read_bytes(), f"the planted secret was written into {p}"
+
+
+TEMP_MARKS = (".tmp", ".bgeft-trash-", ".old")
+
+
+def assert_no_temp(root: Path) -> None:
+    """No temporary file or folder of an atomic writer (``.NAME.*.tmp``, trash, ``.old``) is left under ``root``."""
+    left = sorted(str(p) for p in snapshot(Path(root)) if any(mark in p.name for mark in TEMP_MARKS))
+    assert not left, f"temporary files left behind: {left}"
 
 
 class Tree:
+    """``tree_guard`` bound to the test's ``tmp_path``: ``snapshot()`` once the files are in place, then
+    ``assert_untouched(allowed)`` and ``assert_no_temp()``."""
+
     def __init__(self, root: Path):
         self.root = root
-        self.before: dict[str, str] = {}
+        self.guard: TreeGuard | None = None
 
     def snapshot(self) -> "Tree":
-        self.before = tree_digest(self.root)
+        self.guard = TreeGuard(self.root)
         return self
 
-    def changes(self) -> set[str]:
-        after = tree_digest(self.root)
-        return {k for k in self.before.keys() | after.keys() if self.before.get(k) != after.get(k)}
-
     def assert_untouched(self, allowed=()) -> None:
-        """Nothing changed except paths equal to or under one of ``allowed`` (relative to root or absolute)."""
-        allowed_rel = [str(Path(a).relative_to(self.root)) if Path(a).is_absolute() else str(a) for a in allowed]
-        bad = sorted(c for c in self.changes()
-                     if not any(c == a or c.startswith(a.rstrip("/") + "/") for a in allowed_rel))
-        assert not bad, f"touched outside the declared output: {bad}"
+        self.guard.assert_only(*allowed)
 
     def assert_no_temp(self) -> None:
-        left = sorted(rel for rel in tree_digest(self.root)
-                      if any(mark in Path(rel).name for mark in TEMP_MARKS))
-        assert not left, f"temporary files left behind: {left}"
+        assert_no_temp(self.root)
 
 
 @pytest.fixture
 def tree(tmp_path) -> Tree:
-    """A :class:`Tree` over ``tmp_path``; call ``tree.snapshot()`` once the test's files are in place."""
     return Tree(tmp_path)

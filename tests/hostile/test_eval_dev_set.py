@@ -31,25 +31,29 @@ def _bgeft(*args):
                           timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
 
 
-def test_dev_set_with_no_judged_query_is_refused_before_launch(tmp_path):
+def test_dev_set_with_no_judged_query_is_refused_before_launch(tmp_path, tree):
     dev = tmp_path / "dev"
     (dev / "qrels").mkdir(parents=True)
     (dev / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "a passage"}) + "\n", encoding="utf-8")
     (dev / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "a question"}) + "\n", encoding="utf-8")
     (dev / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t0\n", encoding="utf-8")
-    result = _bgeft("train", _recipe(tmp_path, dev), "--dry-run")
+    recipe = _recipe(tmp_path, dev)
+    tree.snapshot()
+    result = _bgeft("train", recipe)
     assert result.returncode != 0
     assert f"{tmp_path / 'r.yaml'}:7: eval.data: {dev / 'qrels' / 'test.tsv'}: no query has a relevant " \
            "document (score > 0); nothing can be evaluated" in result.stderr
     assert "Traceback" not in result.stderr
-    assert not (tmp_path / "out").exists()
+    tree.assert_untouched()
 
 
-def test_dev_set_without_qrels_is_refused(tmp_path):
+def test_dev_set_without_qrels_is_refused(tmp_path, tree):
     dev = tmp_path / "dev"
     dev.mkdir()
     (dev / "corpus.jsonl").write_text(json.dumps({"_id": "d1", "text": "a passage"}) + "\n", encoding="utf-8")
-    result = _bgeft("train", _recipe(tmp_path, dev))
+    recipe = _recipe(tmp_path, dev)
+    tree.snapshot()
+    result = _bgeft("train", recipe, "--dry-run")
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert f"{tmp_path / 'r.yaml'}:7: eval.data: {dev}: missing qrels/test.tsv" in result.stderr
-    assert not (tmp_path / "out").exists()
+    tree.assert_untouched()

@@ -14,6 +14,7 @@
 # and the last build step fails if the three disagree.
 ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel
 FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
 
 ARG TORCH_VERSION=2.13.0
 ARG CUDA_VERSION=12.6
@@ -39,10 +40,12 @@ WORKDIR /workspace
 
 # 1. Python dependencies, pinned. The base image's torch/triton/nvidia-* wheels are frozen as
 #    constraints first, so the resolver can never swap the CUDA build of torch for another one.
-COPY requirements/cuda.txt requirements/cuda.txt
+#    Installed from the hash-locked requirements/cuda.lock (scripts/lock_requirements.py writes it
+#    from requirements/cuda.txt with the index's published sha256 of every file).
+COPY requirements/cuda.txt requirements/cuda.lock requirements/
 RUN python3 -m pip list --format=freeze \
         | grep -iE '^(torch|torchvision|torchaudio|triton|nvidia-[a-z0-9-]+)==' > /tmp/base-constraints.txt \
-    && python3 -m pip install -c /tmp/base-constraints.txt -r requirements/cuda.txt \
+    && python3 -m pip install --require-hashes -c /tmp/base-constraints.txt -r requirements/cuda.lock \
     && rm /tmp/base-constraints.txt
 
 # 2. bgeft itself (dependencies are all above; --no-deps keeps the pins exactly as installed).
@@ -80,6 +83,25 @@ RUN python3 scripts/verify_image.py requirements/cuda.txt \
         --torch "${TORCH_VERSION}" --cuda "${CUDA_VERSION}" \
         --import torch FlagEmbedding transformers deepspeed faiss sentence_transformers yaml bgeft \
     && bgeft ls > /dev/null
+
+# 6. What this image is: OCI labels and the same facts in /etc/bgeft-image.json (runs record it in
+#    environment.json). Set by scripts/docker_base.sh build_image; declared last so a new
+#    BGEFT_CREATED rebuilds only this step.
+ARG BASE_DIGEST=unknown
+ARG BGEFT_VERSION=unknown
+ARG BGEFT_REVISION=unknown
+ARG BGEFT_SOURCE=unknown
+ARG BGEFT_CREATED=unknown
+LABEL org.opencontainers.image.title="bgeft" \
+      org.opencontainers.image.version="${BGEFT_VERSION}" \
+      org.opencontainers.image.revision="${BGEFT_REVISION}" \
+      org.opencontainers.image.source="${BGEFT_SOURCE}" \
+      org.opencontainers.image.created="${BGEFT_CREATED}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      org.opencontainers.image.base.digest="${BASE_DIGEST}"
+RUN python3 scripts/image_record.py /etc/bgeft-image.json --flavor cuda --base-image "${BASE_IMAGE}" \
+        --base-digest "${BASE_DIGEST}" --version "${BGEFT_VERSION}" --revision "${BGEFT_REVISION}" \
+        --source "${BGEFT_SOURCE}" --created "${BGEFT_CREATED}"
 
 USER ${BGEFT_UID}:${BGEFT_GID}
 

@@ -22,7 +22,7 @@ source "$ROOT/scripts/docker_common.sh"
 usage() {
     cat <<EOF
 usage: $PROG [single|multi|npu|cpu|shell|build] [--recipe FILE | --pipeline FILE] [--gpus LIST]
-                              [--npu] [--image TAG] [--dry-run] [-- bgeft-arguments...]
+                              [--npu] [--image TAG] [--dry-run] [--refresh-base] [-- bgeft-arguments...]
 
 modes:
   single   train on one GPU (the first of --gpus, default GPU 0)
@@ -30,7 +30,7 @@ modes:
   npu      train on Ascend NPUs (all, or --gpus 0,1,... as ASCEND_RT_VISIBLE_DEVICES)
   cpu      train on the CPU (demo recipes; no GPU or NPU needed; the Ascend image with --npu)
   shell    interactive bash in the image (GPUs, or NPUs with --npu)
-  build    build the image (CUDA, or Ascend with --npu)
+  build    build the image (CUDA, or Ascend with --npu), FROM its base pinned by digest
 
 options:
   --recipe FILE  recipe to train (default $DEFAULT_RECIPE next to this script). A file on this host is mounted
@@ -50,6 +50,8 @@ options:
   --image TAG    image to use instead of the default tag (a docker image reference)
   --dry-run      print the docker commands instead of running them (anywhere before --; missing
                  host prerequisites become warnings)
+  --refresh-base resolve the base image's tag to its current digest again (a build otherwise reuses
+                 the digest recorded in docker/base-images.lock)
   -- ARGS...     passed to \`bgeft train\` (overrides like training.learning_rate=5e-6, --resume), or
                  with --pipeline to \`bgeft pipeline run\` (rounds=2, --from mine, --dry-run)
 
@@ -181,6 +183,7 @@ PIPELINE=""
 GPUS=""
 NPU=0
 DRY_RUN=0
+REFRESH_BASE=0
 IMAGE_OVERRIDE=""
 IMAGE_GIVEN=0
 EXTRA=()
@@ -197,6 +200,7 @@ while [[ $# -gt 0 ]]; do
         --image=*) IMAGE_OVERRIDE="${1#*=}"; IMAGE_GIVEN=1; shift ;;
         --npu) NPU=1; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
+        --refresh-base) REFRESH_BASE=1; shift ;;
         -h | --help) usage; exit 0 ;;
         --) shift; EXTRA=("$@"); break ;;
         -*) usage_error "unknown argument '$1' (arguments for bgeft train or bgeft pipeline run go after --)" ;;
@@ -243,7 +247,7 @@ fi
 
 need_docker
 if [[ "$MODE" == build ]]; then
-    run_or_print docker build --file "$ROOT/$DOCKERFILE" --tag "$IMAGE" "$ROOT"
+    build_image "$IMAGE" "$DOCKERFILE"
     exit 0
 fi
 

@@ -143,7 +143,7 @@ run_or_print() {
 ensure_image() {  # $1: tag, $2: Dockerfile
     if [[ -z "$IMAGE_OVERRIDE" ]] && ! docker image inspect -- "$1" > /dev/null 2>&1; then
         echo "$PROG: image $1 not found locally: building it first" >&2
-        run_or_print docker build --file "$ROOT/$2" --tag "$1" "$ROOT"
+        build_image "$1" "$2"
     fi
 }
 
@@ -164,3 +164,7 @@ ensure_host_dirs() {
         fi
     done
 }
+
+# build_image: the base pinned by digest (docker/base-images.lock), OCI labels
+# shellcheck source=scripts/docker_base.sh
+source "$ROOT/scripts/docker_base.sh"

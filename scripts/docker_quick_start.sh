@@ -7,7 +7,7 @@
 #   4. builds the small embedded demo model into cache/models/minilm-m3,
 #   5. trains recipes/demo_cpu_m3.yaml with it on the CPU into outputs/demo.
 #
-#   scripts/docker_quick_start.sh [--npu] [--dry-run]
+#   scripts/docker_quick_start.sh [--npu] [--dry-run] [--refresh-base]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,17 +17,19 @@ source "$ROOT/scripts/docker_common.sh"
 
 NPU=0
 DRY_RUN=0
+REFRESH_BASE=0
 IMAGE_OVERRIDE=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --npu) NPU=1 ;;
         --dry-run) DRY_RUN=1 ;;
+        --refresh-base) REFRESH_BASE=1 ;;
         -h | --help)
             sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
-            echo "$PROG: error: unknown argument '$1' (use --npu, --dry-run)" >&2
+            echo "$PROG: error: unknown argument '$1' (use --npu, --dry-run, --refresh-base)" >&2
             exit 2
             ;;
     esac

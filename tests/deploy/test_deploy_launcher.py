@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.tools import REPO, cuda_tag, npu_tag, render
+from tests.deploy.tools import REPO, cuda_tag, npu_tag, project_version, render
 
 FAKE_DOCKER = f"""#!{sys.executable}
 import json, os, sys
@@ -30,7 +30,15 @@ if args[:1] == ["info"]:
     print(os.environ.get("FAKE_DOCKER_RUNTIMES", '{{"nvidia":{{}},"runc":{{}}}}'))
 elif args[:2] == ["image", "inspect"]:
     sys.exit(0 if args[2] in os.environ.get("FAKE_DOCKER_IMAGES", args[2]).split(",") else 1)
+elif args[:3] == ["buildx", "imagetools", "inspect"]:
+    if not os.environ.get("FAKE_DOCKER_DIGEST"):
+        sys.exit("ERROR: failed to resolve: no registry")
+    print(json.dumps({{"mediaType": "application/vnd.oci.image.index.v1+json",
+                      "digest": os.environ["FAKE_DOCKER_DIGEST"], "size": 1}}))
+elif args[:2] == ["manifest", "inspect"]:
+    sys.exit("no such manifest")
 """
+FAKE_DIGEST = "sha256:" + "ab" * 32
 FAKE_GETENT = """#!/usr/bin/env bash
 [[ -n "${FAKE_HWHIAI_GID:-}" && "$1 $2" == "group HwHiAiUser" ]] || exit 2
 echo "HwHiAiUser:x:${FAKE_HWHIAI_GID}:"
@@ -46,6 +54,7 @@ def env(tmp_path):
     """A copy of the launch files in a directory with a space, and a PATH with fake tools."""
     root = tmp_path / "bgeft repo"
     for rel in ["run_docker_training.sh", "scripts/docker_common.sh", "scripts/docker_quick_start.sh",
+                "scripts/docker_base.sh", "docker/base-images.lock",
                 "pyproject.toml", "Dockerfile", "Dockerfile.npu", "requirements/npu.txt",
                 "recipes/bge-m3_unified.yaml", "recipes/demo_cpu_m3.yaml"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +66,8 @@ def env(tmp_path):
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "docker.log"
     return {"root": root, "bin": bin_dir, "log": log, "tmp": tmp_path,
-            "env": {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DOCKER_LOG": str(log), "HOME": str(tmp_path)}}
+            "env": {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DOCKER_LOG": str(log), "HOME": str(tmp_path),
+                    "FAKE_DOCKER_DIGEST": FAKE_DIGEST, "SOURCE_DATE_EPOCH": "1700000000"}}
 
 
 def launch(env, *args, script="run_docker_training.sh", cwd=None, **extra_env):
@@ -210,21 +220,27 @@ def test_cpu_mode_needs_no_accelerator(env):
         "bgeft", "train", "/workspace/custom_recipes/demo_cpu_m3.yaml", "launch.nproc_per_node=1"]
 
 
+def build_argv(root: Path, dockerfile: str, tag: str) -> list[str]:
+    """The build the launcher runs: FROM the base pinned by digest, with the OCI label facts."""
+    base_tag = re.search(r"^ARG BASE_IMAGE=(.+)$", (root / dockerfile).read_text(), re.M)[1]
+    return ["build", "--file", f"{root}/{dockerfile}", "--tag", tag,
+            "--build-arg", f"BASE_IMAGE={base_tag}@{FAKE_DIGEST}", "--build-arg", f"BASE_DIGEST={FAKE_DIGEST}",
+            "--build-arg", f"BGEFT_VERSION={project_version()}", "--build-arg", "BGEFT_REVISION=unknown",
+            "--build-arg", "BGEFT_SOURCE=unknown", "--build-arg", "BGEFT_CREATED=2023-11-14T22:13:20Z", str(root)]
+
+
 def test_build_modes(env):
     root = env["root"]
     assert launch(env, "build").returncode == 0
     assert launch(env, "build", "--npu").returncode == 0
-    assert runs(env) == [
-        ["build", "--file", f"{root}/Dockerfile", "--tag", cuda_tag(), str(root)],
-        ["build", "--file", f"{root}/Dockerfile.npu", "--tag", npu_tag(), str(root)]]
+    assert runs(env) == [build_argv(root, "Dockerfile", cuda_tag()), build_argv(root, "Dockerfile.npu", npu_tag())]
 
 
 def test_missing_image_is_built_first(env):
     dry = launch(env, "shell", "--dry-run", FAKE_DOCKER_IMAGES="other:1")
     assert dry.returncode == 0, dry.stderr
     build, run = dry.stdout.splitlines()
-    assert shlex.split(build) == ["docker", "build", "--file", f"{env['root']}/Dockerfile", "--tag",
-                                  cuda_tag(), str(env["root"])]
+    assert shlex.split(build) == ["docker", *build_argv(env["root"], "Dockerfile", cuda_tag())]
     assert shlex.split(run) == base(env["root"]) + ["--gpus", "all", "-it", "--", cuda_tag(), "bash"]
     assert f"image {cuda_tag()} not found locally: building it first" in dry.stderr
 

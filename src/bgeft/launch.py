@@ -14,6 +14,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import eval_section
 from .errors import UserError
 from .recipe import Recipe, to_argv
 
@@ -253,7 +254,8 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
         training["resume_from_checkpoint"] = str(resume_from)
         notes.append(f"resuming from {resume_from}")
     extra_env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = to_argv(recipe.section("model")) + to_argv(recipe.section("data")) + to_argv(training)
+    notes += eval_section.plan_notes(recipe, world)
+    args = eval_section.worker_args(recipe) + to_argv(recipe.section("model")) + to_argv(recipe.section("data")) + to_argv(training)
     python = python or sys.executable
     task = recipe.data["task"]
     if world == 1 and not launch.get("deepspeed"):

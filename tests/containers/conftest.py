@@ -31,13 +31,24 @@ def selected(config: pytest.Config) -> bool:
     return "containers" in expr and "not containers" not in expr
 
 
+def pytest_collection_modifyitems(config, items):
+    """Not selected, or cannot run here: ONE skipped test carries the reason, the rest are deselected."""
+    ours = [item for item in items if item.get_closest_marker("containers")]
+    if not ours:
+        return
+    if not selected(config):
+        reason = "container suite not selected: run it with `make test-containers` (pytest -m containers)"
+    else:
+        reason = why_not()
+        reason = reason and f"container suite cannot run here: {reason}"
+    if reason:
+        ours[0].add_marker(pytest.mark.skip(reason=reason))
+        items[:] = [item for item in items if item not in ours[1:]]
+        config.hook.pytest_deselected(items=ours[1:])
+
+
 @pytest.fixture(scope="session")
 def engine(request):
-    if not selected(request.config):
-        pytest.skip("container suite not selected: run it with `make test-containers` (pytest -m containers)")
-    reason = why_not()
-    if reason:
-        pytest.skip(f"container suite cannot run here: {reason}")
     reuse = os.environ.get("BGEFT_TEST_DOCKER_SOCKET")
     if reuse:  # iterating on the tests: a private daemon you started (never the host's default one)
         eng = Engine.attach(Path(reuse))

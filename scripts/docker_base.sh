@@ -67,6 +67,13 @@ pin_base() {
     fi
     if [[ -z "$digest" ]]; then
         digest="$(registry_digest "$tag")"
+        if [[ -z "$digest" && "$DRY_RUN" == 1 ]]; then
+            # --dry-run still prints the build, with the digest left for the registry to give
+            need "cannot pin the base image $tag now (no docker/base-images.lock entry, registry not reachable)"
+            BASE_REF="$tag@sha256:DIGEST-FROM-REGISTRY"
+            BASE_DIGEST="sha256:DIGEST-FROM-REGISTRY"
+            return 0
+        fi
         if [[ -z "$digest" ]]; then
             die "cannot pin the base image $tag: docker/base-images.lock has no entry for it and the registry cannot be asked (docker buildx imagetools inspect / docker manifest inspect failed). Connect to the registry (docker login if it is private) and build again, or add the line '$tag sha256:<digest>' to docker/base-images.lock from a machine that can"
         fi

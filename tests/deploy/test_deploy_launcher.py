@@ -87,9 +87,9 @@ def runs(env) -> list[list[str]]:
 
 
 def base(root: Path) -> list[str]:
-    return ["docker", "run", "--rm", "--init", "--ipc=host", "--ulimit", "memlock=-1", "--ulimit",
-            "stack=67108864", "--user", _user(), "--workdir", "/workspace",
-            "-e", "HF_TOKEN", "-e", "HF_ENDPOINT", "-e", "HF_HUB_OFFLINE",
+    return ["docker", "run", "--rm", "--init", "--stop-timeout", "900", "--ipc=host", "--ulimit", "memlock=-1",
+            "--ulimit", "stack=67108864", "--user", _user(), "--workdir", "/workspace",
+            "-e", "HF_TOKEN", "-e", "HF_ENDPOINT", "-e", "HF_HUB_OFFLINE", "-e", "BGEFT_STOP_GRACE_SECONDS=900",
             "-v", f"{root}/data:/workspace/data:ro", "-v", f"{root}/custom_data:/workspace/custom_data:ro",
             "-v", f"{root}/outputs:/workspace/outputs", "-v", f"{root}/cache:/cache"]
 
@@ -99,14 +99,14 @@ def test_multi_dry_run_prints_the_exact_command(env):
     res = launch(env, "multi", "--dry-run", "--", "training.learning_rate=5e-6", "--resume")
     assert res.returncode == 0, res.stderr
     expected = base(root) + [
-        "--gpus", "all", "-v", f"{root}/recipes:/workspace/custom_recipes:ro", cuda_tag(),
+        "--gpus", "all", "-v", f"{root}/recipes:/workspace/custom_recipes:ro", "--", cuda_tag(),
         "bgeft", "train", "/workspace/custom_recipes/bge-m3_unified.yaml", "launch.nproc_per_node=auto",
         "training.learning_rate=5e-6", "--resume"]
     (line,) = res.stdout.splitlines()
     assert shlex.split(line) == expected
     assert f"'-v' '{root}/data" not in line and f"'{root}/data:/workspace/data:ro'" in line
     # dry-run only asked docker questions; it created nothing
-    assert runs(env) == [] and ["image", "inspect", cuda_tag()] in calls(env)
+    assert runs(env) == [] and ["image", "inspect", "--", cuda_tag()] in calls(env)
     assert not (root / "outputs").exists()
     assert "would create" in res.stderr
 
@@ -132,20 +132,21 @@ def test_single_with_a_recipe_path_with_spaces(env):
     (run,) = runs(env)
     root = env["root"]
     assert ["docker", *run] == base(root) + [
-        "--gpus", '"device=3"', "-v", f"{recipe_dir}:/workspace/custom_recipes:ro", cuda_tag(),
+        "--gpus", '"device=3"', "-v", f"{recipe_dir}:/workspace/custom_recipes:ro", "--", cuda_tag(),
         "bgeft", "train", "/workspace/custom_recipes/book run.yaml", "launch.nproc_per_node=1",
         "training.num_train_epochs=1"]
     assert shlex.split(dry.stdout) == ["docker", *run]
     assert "'/workspace/custom_recipes/book run.yaml'" in dry.stdout
 
 
-def test_one_process_switches_off_cross_device_negatives(env):
-    """bge-m3_unified asks for negatives_cross_device, which needs more than one process."""
+def test_one_process_asks_bgeft_not_grep(env):
+    """bge-m3_unified asks for negatives_cross_device, which needs more than one process: the launcher
+    only says "one process" (launch.nproc_per_node=1) and bgeft's launch plan switches the rest off;
+    the launcher reads no recipe YAML (issue 12)."""
     single = shlex.split(launch(env, "single", "--dry-run", "--", "--overwrite").stdout)
-    assert single[-4:] == ["/workspace/custom_recipes/bge-m3_unified.yaml", "launch.nproc_per_node=1",
-                           "training.negatives_cross_device=false", "--overwrite"]
-    multi = shlex.split(launch(env, "multi", "--dry-run").stdout)
-    assert "training.negatives_cross_device=false" not in multi
+    assert single[-3:] == ["/workspace/custom_recipes/bge-m3_unified.yaml", "launch.nproc_per_node=1", "--overwrite"]
+    assert not any("negatives_cross_device" in w for w in single)
+    assert "negatives_cross_device" not in (REPO / "run_docker_training.sh").read_text()
 
 
 def test_recipe_inside_the_image(env):
@@ -189,7 +190,7 @@ def test_npu_mode(env):
         "-v", f"{host}/usr/local/bin/npu-smi:/usr/local/bin/npu-smi:ro",
         "-v", f"{host}/etc/ascend_install.info:/etc/ascend_install.info:ro",
         "--group-add", "1001", "-e", "ASCEND_RT_VISIBLE_DEVICES=0,1",
-        "-v", f"{root}/recipes:/workspace/custom_recipes:ro", npu_tag(),
+        "-v", f"{root}/recipes:/workspace/custom_recipes:ro", "--", npu_tag(),
         "bgeft", "train", "/workspace/custom_recipes/bge-m3_unified.yaml", "training.learning_rate=2e-5"]
     assert ["docker", *run] == expected
     assert "--gpus" not in run
@@ -214,8 +215,8 @@ def test_cpu_mode_needs_no_accelerator(env):
     res = launch(env, "cpu", "--recipe", "recipes/demo_cpu_m3.yaml", FAKE_DOCKER_RUNTIMES='{"runc":{}}')
     assert res.returncode == 0, res.stderr
     (run,) = runs(env)
-    assert ["docker", *run] == base(env["root"]) + [
-        "-v", f"{env['root']}/recipes:/workspace/custom_recipes:ro", cuda_tag(),
+    assert ["docker", *run] == base(env["root"]) + ["-e", "NVIDIA_VISIBLE_DEVICES=void",
+        "-v", f"{env['root']}/recipes:/workspace/custom_recipes:ro", "--", cuda_tag(),
         "bgeft", "train", "/workspace/custom_recipes/demo_cpu_m3.yaml", "launch.nproc_per_node=1"]
 
 
@@ -235,33 +236,64 @@ def test_build_modes(env):
     assert runs(env) == [build_argv(root, "Dockerfile", cuda_tag()), build_argv(root, "Dockerfile.npu", npu_tag())]
 
 
+def test_shell_runs_a_command_without_terminal_and_cpu_needs_no_gpu(env):
+    res = launch(env, "shell", "--cpu", "--", "bgeft", "env", FAKE_DOCKER_RUNTIMES='{"runc":{}}')
+    assert res.returncode == 0, res.stderr
+    run = runs(env)[-1]
+    assert ["docker", *run] == base(env["root"]) + ["-e", "NVIDIA_VISIBLE_DEVICES=void", "--", cuda_tag(), "bgeft", "env"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cpu", "--cpu"), "--cpu is for shell; to train on the CPU use the cpu mode"),
+    (("shell", "--cpu", "--npu"), "--cpu and --npu cannot be used together"),
+], ids=["cpu-flag-on-train-mode", "cpu-and-npu"])
+def test_cpu_flag_errors(env, args, message):
+    res = launch(env, *args)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr
+    assert runs(env) == []
+
+
 def test_missing_image_is_built_first(env):
     dry = launch(env, "shell", "--dry-run", FAKE_DOCKER_IMAGES="other:1")
     assert dry.returncode == 0, dry.stderr
     build, run = dry.stdout.splitlines()
     assert shlex.split(build) == ["docker", *build_argv(env["root"], "Dockerfile", cuda_tag())]
-    assert shlex.split(run) == base(env["root"]) + ["--gpus", "all", "-it", cuda_tag(), "bash"]
+    assert shlex.split(run) == base(env["root"]) + ["--gpus", "all", "-it", "--", cuda_tag(), "bash"]
     assert f"image {cuda_tag()} not found locally: building it first" in dry.stderr
 
 
 @pytest.mark.parametrize("args, extra, message, code", [
-    (("multi",), {"PATH": "/usr/bin:/bin"}, "docker not found on PATH: install Docker Engine", 1),
+    (("multi",), {"PATH": "NO_DOCKER"}, "docker not found on PATH: install Docker Engine", 1),
     (("multi",), {"FAKE_DOCKER_DAEMON": "down"}, "cannot talk to the Docker daemon", 1),
     (("multi",), {"FAKE_DOCKER_RUNTIMES": '{"runc":{}}'}, "the NVIDIA Container Toolkit is missing", 1),
     ((), {}, "usage: run_docker_training.sh [single|multi|npu|cpu|shell|build]", 2),
     (("train",), {}, "unknown mode 'train': use single, multi, npu, cpu, shell or build", 2),
     (("single", "--gpus", "0,1"), {}, "single trains on one GPU; use 'multi --gpus 0,1' for several", 2),
     (("multi", "--gpus", "all"), {}, "--gpus 'all': use device ids like 0 or 0,1,3", 2),
-    (("multi", "training.lr=1"), {}, "unknown argument 'training.lr=1' (arguments for bgeft train or bgeft pipeline run go after --)", 2),
+    (("multi", "training.lr=1"), {}, "unknown argument 'training.lr=1' after mode 'multi' (arguments for bgeft train or bgeft pipeline run go after --)", 2),
     (("multi", "--recipe", "/nowhere/x.yaml"), {}, "recipe '/nowhere/x.yaml' not found on this host", 1),
     (("shell",), {}, "shell needs an interactive terminal", 1),
 ], ids=["no-docker", "daemon-down", "no-nvidia", "no-mode", "bad-mode", "single-many", "bad-gpus",
         "override-before-dashes", "missing-recipe", "shell-no-tty"])
 def test_errors(env, args, extra, message, code):
+    if extra.get("PATH") == "NO_DOCKER":
+        extra = {"PATH": str(no_docker_path(env))}
     res = launch(env, *args, **extra)
     assert res.returncode == code, res.stderr
     assert message in res.stderr
     assert runs(env) == []
+
+
+def no_docker_path(env) -> Path:
+    """A PATH directory with the system's tools but no docker (this machine may have one installed)."""
+    bin_dir = env["tmp"] / "no-docker-bin"
+    bin_dir.mkdir(exist_ok=True)
+    for folder in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for tool in Path(folder).iterdir():
+            if tool.name != "docker" and not (bin_dir / tool.name).exists():
+                (bin_dir / tool.name).symlink_to(tool)
+    return bin_dir
 
 
 def test_menu_on_a_terminal(env):
@@ -288,11 +320,11 @@ def test_menu_on_a_terminal(env):
     _, status = os.waitpid(pid, 0)
     text = out.decode()
     assert os.waitstatus_to_exitcode(status) == 0, text
-    assert "1) single: train on one GPU" in text and "6) quit" in text
+    assert "1) single: train on one GPU" in text and "4) cpu: train on the CPU" in text and "7) quit" in text
     command = next(line for line in text.splitlines() if line.startswith("docker run"))
     words = shlex.split(command)
     assert words[words.index("--gpus") + 1] == "all"
-    assert words[words.index(cuda_tag()) - 1] == "-it"   # interactive on a terminal
+    assert words[words.index(cuda_tag()) - 2:words.index(cuda_tag())] == ["-it", "--"]   # interactive on a terminal
     assert "launch.nproc_per_node=auto" in words
 
 
@@ -303,10 +335,11 @@ def test_quick_start(env):
     res = launch(env, script="scripts/docker_quick_start.sh")
     assert res.returncode == 0, res.stderr
     demo, train = runs(env)
-    assert demo == ["run", "--rm", "--user", _user(), "-v", f"{root}/cache:/cache", cuda_tag(),
+    assert demo == ["run", "--rm", "--user", _user(), "-e", "TORCH_DEVICE_BACKEND_AUTOLOAD=0",
+                    "-v", f"{root}/cache:/cache", "--", cuda_tag(),
                     "bgeft", "demo-model", "/cache/models/minilm-m3"]
-    assert ["docker", *train] == base(root) + [
-        "-v", f"{root}/recipes:/workspace/custom_recipes:ro", cuda_tag(), "bgeft", "train",
+    assert ["docker", *train] == base(root) + ["-e", "NVIDIA_VISIBLE_DEVICES=void",
+        "-v", f"{root}/recipes:/workspace/custom_recipes:ro", "--", cuda_tag(), "bgeft", "train",
         "/workspace/custom_recipes/demo_cpu_m3.yaml", "launch.nproc_per_node=1",
         "model.model_name_or_path=/cache/models/minilm-m3", "training.output_dir=/workspace/outputs/demo",
         "--overwrite"]
@@ -337,7 +370,7 @@ def test_single_with_a_pipeline_path_with_spaces(env):
     assert dry.returncode == 0, dry.stderr
     root = env["root"]
     expected = base(root) + [
-        "--gpus", '"device=0"', "-v", f"{pipe_dir}:/workspace/custom_pipelines:ro", cuda_tag(),
+        "--gpus", '"device=0"', "-v", f"{pipe_dir}:/workspace/custom_pipelines:ro", "--", cuda_tag(),
         "bgeft", "pipeline", "run", "/workspace/custom_pipelines/p.yaml", "work_dir=/workspace/outputs/x"]
     (line,) = dry.stdout.splitlines()
     assert shlex.split(line) == expected
@@ -365,7 +398,8 @@ def test_pipeline_work_dir_lands_in_outputs(env):
     assert res.returncode == 0, res.stderr
     words = shlex.split(res.stdout)
     assert words[-7:] == [cuda_tag(), "bgeft", "pipeline", "run", "demo_cpu", "--from", "mine"]
-    assert words[words.index(cuda_tag()) - 1] == f"{env['root']}/cache:/cache"   # no pipeline mount, no --gpus
+    at = words.index(cuda_tag())   # no pipeline mount, no --gpus
+    assert words[at - 4:at] == [f"{env['root']}/cache:/cache", "-e", "NVIDIA_VISIBLE_DEVICES=void", "--"]
     assert "'demo_cpu' is not a file here; using it as a path inside the image (/workspace/demo_cpu) " \
            "or a shipped pipeline's name" in res.stderr
 

@@ -42,10 +42,24 @@ def read_manifest(run_dir: Path) -> dict:
     if missing:
         raise UserError(f"{run_dir}: no {' or '.join(missing)}: not a run made by `bgeft train` "
                         "(bgeft writes both before training starts)")
+    return read_record(run_dir / "environment.json")
+
+
+def read_record(path: Path) -> dict:
+    """A recorded environment.json, checked to have the shape bgeft writes (a damaged or hand-made
+    record is one message, never a traceback)."""
     try:
-        return json.loads((run_dir / "environment.json").read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise UserError(f"{run_dir / 'environment.json'}: not valid JSON ({exc}); the run's record is damaged") from None
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not valid JSON ({exc}); the run's record is damaged") from None
+    shapes = {"packages": dict, "device": dict, "launch": dict, "train_data_sha256": dict, "torch_build": dict}
+    bad = [k for k, t in shapes.items() if isinstance(data, dict) and data.get(k) is not None
+           and not isinstance(data[k], t)]
+    if not isinstance(data, dict) or bad:
+        raise UserError(f"{path}: not an environment record written by bgeft ("
+                        + (f"{', '.join(bad)} must be mappings" if bad else "expected a JSON object")
+                        + "); the run's record is damaged")
+    return data
 
 
 def launch_overrides(recorded: dict, device, notes: list[str]) -> list[str]:
@@ -134,6 +148,8 @@ def cmd_reproduce(args) -> int:
     out = Path(args.output).resolve() if args.output else run_dir.with_name(run_dir.name + "-reproduce")
     if out == run_dir or run_dir in out.parents:
         raise UserError(f"-o {out}: the new run cannot go into the recorded run {run_dir}; choose another directory")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"-o {out}: not empty; choose a new directory for the reproduction")
     device = detect_device()
     rows = drift.compare(recorded, record(device, run_dir))
     print(drift.render(rows))

@@ -48,8 +48,13 @@ def input_rows(recorded_dir: Path) -> list[tuple[str, str, str, str]]:
     """One drift row per external input a recorded stage read (upstream stages are rebuilt anyway)."""
     cache, rows, seen = HashCache(None), [], set()
     for manifest_path in sorted(recorded_dir.glob(f"[0-9][0-9]-*/{MANIFEST}")):
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        for role, (kind, value) in sorted((manifest.get("refs") or {}).items()):
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            refs = sorted((manifest.get("refs") or {}).items())
+        except (ValueError, AttributeError, UnicodeDecodeError):
+            raise UserError(f"{manifest_path}: not a stage manifest written by bgeft; the pipeline's record "
+                            "is damaged") from None
+        for role, (kind, value) in refs:
             if kind == "stage" or value in seen:
                 continue
             seen.add(value)
@@ -70,7 +75,9 @@ def reproduce_spec(recorded_dir: str, overrides: list[str], allow_drift: bool) -
     if not src.is_dir() or missing:
         raise UserError(f"--reproduce {src}: " + ("not a directory" if not src.is_dir() else f"no {' or '.join(missing)}")
                         + "; give the work_dir of a pipeline that `bgeft pipeline run` finished")
-    recorded = json.loads((src / ENVIRONMENT).read_text(encoding="utf-8"))
+    from ..reproduce import read_record
+
+    recorded = read_record(src / ENVIRONMENT)
     rows = drift.compare(recorded, environment()) + input_rows(src)
     print(drift.render(rows))
     refused = [f"input {r[0][6:]} changed since the run: recorded {r[1]}, now {r[2]}" for r in rows

@@ -178,10 +178,25 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["TQDM_DISABLE"] = before
 
 
+INPUT_OPTIONS = ("data", "model", "candidates", "retriever", "reranker", "baseline", "candidate")
+
+
+def _check_outputs(a) -> None:
+    """--out and --cache-dir go through the shared guard: never an input, a root, $HOME or the working dir."""
+    from ..safety import check_output
+
+    inputs = [v for v in (getattr(a, name, None) for name in INPUT_OPTIONS) if isinstance(v, str)]
+    if a.out:
+        check_output(a.out, inputs, what="--out", is_dir=True)
+    if getattr(a, "cache_dir", None) and not getattr(a, "no_cache", False):
+        check_output(a.cache_dir, inputs, what="--cache-dir", is_dir=True)
+
+
 def _dispatch(a) -> int:
     from .report import RENDERERS
 
     out = a.out
+    _check_outputs(a)
     if a.verb == "retriever":
         _need_data(a)
         result = _run_retriever(a, a.model, out)

@@ -16,6 +16,8 @@ from pathlib import Path
 import yaml
 
 from .errors import UserError
+from .io import atomic_write_text
+from .safety import check_output
 
 LABELS = {"app.kubernetes.io/name": "bgeft", "app.kubernetes.io/part-of": "bgeft"}
 RESOURCE = {"gpu": "nvidia.com/gpu", "npu": "huawei.com/Ascend910"}
@@ -42,13 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
+    if args.output:
+        check_output(args.output, [args.recipe])
     docs = render(args)
     text = yaml.safe_dump_all(docs, sort_keys=False, width=1000)
     if args.output:
-        out = Path(args.output)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(out)
+        atomic_write_text(args.output, text)
     else:
         sys.stdout.write(text)
     return 0

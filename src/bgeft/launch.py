@@ -14,17 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UserError
+from .models.devices import Device, detect_device  # noqa: F401 - re-exported for train_cmd/envcheck
 from .recipe import Recipe, to_argv
 
 DEFAULT_MASTER_PORT = 29500
-
-
-@dataclass(frozen=True)
-class Device:
-    kind: str                 # "cuda" | "npu" | "cpu"
-    count: int                # visible accelerators (1 for cpu)
-    bf16: bool = False
-    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -67,22 +60,6 @@ class Plan:
         lines.append("command:")
         lines.append("  " + self.command_line())
         return "\n".join(lines)
-
-
-def detect_device() -> Device:
-    """Ascend when torch_npu imports, else CUDA when available, else CPU."""
-    import torch
-    try:
-        import torch_npu  # noqa: F401
-        if torch.npu.is_available():
-            bf16 = bool(getattr(torch.npu, "is_bf16_supported", lambda: False)())
-            return Device("npu", torch.npu.device_count(), bf16, torch.npu.get_device_name(0))
-    except ImportError:
-        pass
-    if torch.cuda.is_available():
-        return Device("cuda", torch.cuda.device_count(), torch.cuda.is_bf16_supported(),
-                      torch.cuda.get_device_name(0))
-    return Device("cpu", 1, True, "cpu")
 
 
 def _int_env(env, name: str) -> int | None:

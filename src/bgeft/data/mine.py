@@ -25,6 +25,7 @@ survivors are sampled; short rows are topped up with random pool passages that p
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from ..models.devices import add_device_argument, device_spec
 from ..models.embedder import MODEL_CLASSES, POOLINGS, Encoder
 from ..models.index import INDEX_KINDS, BM25Index, build_index, search
 from ..models.resolve import model_dir
+from ..safety import check_output
 from .records import read_corpus, read_rows, write_jsonl
 
 
@@ -141,6 +143,9 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
                    fill: bool = True, seed: int = 42, encoding: str | None = None) -> MineSummary:
     """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically."""
     _check(range_, negatives, margin, bm25)
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    check_output(out_path, [p for p in (in_path, corpus, model) if isinstance(p, (str, os.PathLike))])
     if index not in INDEX_KINDS:
         raise UserError(f"--index {index}: choose one of {', '.join(INDEX_KINDS)}")
     if encoder is None:

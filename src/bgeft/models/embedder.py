@@ -112,6 +112,7 @@ class Encoder:
             from .forward import FlagBackend, TrainingBackend, model_device
 
             self.path = None
+            query_instruction = query_instruction or getattr(model, "query_instruction_for_retrieval", None)
             if hasattr(model, "encode_corpus"):  # a FlagModel / BGEM3FlagModel already loaded
                 self._backend = FlagBackend(model, hasattr(model, "compute_lexical_matching_score"))
             else:
@@ -123,6 +124,7 @@ class Encoder:
         self.batch_size = batch_size
         self.query_max_length, self.passage_max_length = query_max_length, passage_max_length
         self.query_instruction = query_instruction
+        self.query_format = getattr(model, "query_instruction_format", None) or "{}{}"
         self.available_modes = ALL_MODES if self.is_m3 else ("dense",)
         self.progress, self.spill_bytes = progress, spill_bytes
         self.texts_encoded = 0          # model inputs run through the network (the dedupe is tested on it)
@@ -199,7 +201,7 @@ class Encoder:
             self.check_modes(sorted({"sparse", "colbert"} & outputs))
         max_len = min(self.query_max_length if kind == "query" else self.passage_max_length, self.position_limit())
         prefix = self.query_instruction if kind == "query" and self.query_instruction else ""
-        inputs = [prefix + t for t in texts]
+        inputs = [self.query_format.format(prefix, t) for t in texts] if prefix else list(texts)
         missing = list(dict.fromkeys(t for t in inputs if not self._cached(t, max_len, outputs)))
         if missing:
             lengths = self._add_chunk(missing, max_len, outputs, kind)
@@ -282,36 +284,41 @@ class Encoder:
         colbert: list[np.ndarray | None] = [None] * len(texts)
         bar = tqdm(total=len(texts), unit="text", desc=f"encode {kind}s", disable=not self.progress or len(texts) < 64,
                    dynamic_ncols=True)
-        with torch.inference_mode():
-            for w0 in range(0, len(texts), WINDOW):
-                ids = tok(texts[w0:w0 + WINDOW], truncation=True, max_length=max_len, add_special_tokens=True,
-                          return_attention_mask=False, return_token_type_ids=False)["input_ids"]
-                lengths[w0:w0 + len(ids)] = [len(x) for x in ids]
-                order = np.argsort([-len(x) for x in ids], kind="stable")
-                start = 0
-                while start < len(order):
-                    idx = order[start:start + batch]
-                    try:
-                        out, mask = _run(backend, [ids[i] for i in idx], pad_id, device, outputs)
-                    except torch.cuda.OutOfMemoryError:
-                        if batch == 1:
-                            raise
-                        batch = max(1, batch // 2)
-                        torch.cuda.empty_cache()
-                        continue
-                    dense = out["dense"].float().cpu().numpy()
-                    if enc.dense is None:
-                        enc.dense = self._dense_store(len(texts), dense.shape[1])
-                    enc.dense[w0 + idx] = dense
-                    if out.get("sparse") is not None and "sparse" in outputs:
-                        sparse_rows.append((w0 + idx, sp.csr_matrix(out["sparse"].float().cpu().numpy())))
-                    if out.get("colbert") is not None and "colbert" in outputs:
-                        vecs, lens = out["colbert"].float().cpu().numpy(), mask.sum(1).cpu().numpy() - 1
-                        for j, i in enumerate(idx):
-                            colbert[w0 + i] = vecs[j, :lens[j]]
-                    bar.update(len(idx))
-                    start += len(idx)
-        bar.close()
+        was_training = backend.module.training  # a model being trained: dropout off now, its mode back after
+        backend.module.eval()
+        try:
+            with torch.inference_mode():
+                for w0 in range(0, len(texts), WINDOW):
+                    ids = tok(texts[w0:w0 + WINDOW], truncation=True, max_length=max_len, add_special_tokens=True,
+                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+                    lengths[w0:w0 + len(ids)] = [len(x) for x in ids]
+                    order = np.argsort([-len(x) for x in ids], kind="stable")
+                    start = 0
+                    while start < len(order):
+                        idx = order[start:start + batch]
+                        try:
+                            out, mask = _run(backend, [ids[i] for i in idx], pad_id, device, outputs)
+                        except torch.cuda.OutOfMemoryError:
+                            if batch == 1:
+                                raise
+                            batch = max(1, batch // 2)
+                            torch.cuda.empty_cache()
+                            continue
+                        dense = out["dense"].float().cpu().numpy()
+                        if enc.dense is None:
+                            enc.dense = self._dense_store(len(texts), dense.shape[1])
+                        enc.dense[w0 + idx] = dense
+                        if out.get("sparse") is not None and "sparse" in outputs:
+                            sparse_rows.append((w0 + idx, sp.csr_matrix(out["sparse"].float().cpu().numpy())))
+                        if out.get("colbert") is not None and "colbert" in outputs:
+                            vecs, lens = out["colbert"].float().cpu().numpy(), mask.sum(1).cpu().numpy() - 1
+                            for j, i in enumerate(idx):
+                                colbert[w0 + i] = vecs[j, :lens[j]]
+                        bar.update(len(idx))
+                        start += len(idx)
+        finally:
+            backend.module.train(was_training)
+            bar.close()
         if isinstance(enc.dense, np.memmap):
             enc.dense.flush()
         if "sparse" in outputs:

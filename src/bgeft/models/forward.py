@@ -37,7 +37,7 @@ class FlagBackend:
 
 
 class TrainingBackend:
-    """A FlagEmbedding training model already in memory (``AbsEmbedderModel``), encoded in eval mode."""
+    """A FlagEmbedding training model already in memory (``AbsEmbedderModel``)."""
 
     def __init__(self, model, tokenizer=None):
         self.model = model
@@ -48,21 +48,14 @@ class TrainingBackend:
         self.module = model
 
     def forward(self, inputs: dict, outputs: set[str]) -> dict:
-        was = self.model.training  # dropout off while encoding; the training mode comes back after
-        self.model.eval()
-        try:
-            return self._forward(inputs, outputs)
-        finally:
-            self.model.train(was)
-
-    def _forward(self, inputs: dict, outputs: set[str]) -> dict:
+        """Called in eval mode (``Encoder`` switches the model and restores its mode afterwards)."""
         if not self.m3:
             dense = self.model.encode(inputs)
             dense = dense[-1] if isinstance(dense, list) else dense  # MRL: the full dimension
             return {"dense": torch.nn.functional.normalize(dense, dim=-1), "sparse": None, "colbert": None}
         from FlagEmbedding.finetune.embedder.encoder_only.m3.modeling import EncoderOnlyEmbedderM3ModelForInference
 
-        out = EncoderOnlyEmbedderM3ModelForInference.forward(
+        out = EncoderOnlyEmbedderM3ModelForInference.forward(  # sets .training = False: the Encoder restores it
             self.model, inputs, return_dense=True, return_sparse="sparse" in outputs,
             return_colbert_vecs="colbert" in outputs, return_sparse_embedding=True)
         dense = torch.nn.functional.normalize(out["dense_vecs"], dim=-1)

@@ -143,7 +143,7 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
                    fill: bool = True, seed: int = 42, encoding: str | None = None) -> MineSummary:
     """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically."""
     _check(range_, negatives, margin, bm25)
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
     check_output(out_path, [p for p in (in_path, corpus, model) if isinstance(p, (str, os.PathLike))])
     if index not in INDEX_KINDS:

@@ -102,6 +102,8 @@ class Encoder:
         if model_class not in MODEL_CLASSES or pooling not in POOLINGS:
             raise UserError(f"--model-class must be one of {', '.join(MODEL_CLASSES)}, "
                             f"--pooling one of {', '.join(POOLINGS)}")
+        if batch_size is not None and batch_size < 1:
+            raise UserError(f"--batch-size {batch_size}: must be at least 1")
         self.obj = None if isinstance(model, (str, Path)) else model
         if self.obj is None:
             self.path = model_dir(model)

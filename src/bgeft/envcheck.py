@@ -32,6 +32,14 @@ def _version(import_name: str, dist: str | None) -> str | None:
 
 def cmd_env(args) -> int:
     from . import __version__
+    if getattr(args, "json", False):
+        import json
+        from pathlib import Path
+
+        from .envrecord import record
+        from .launch import detect_device
+        print(json.dumps(record(detect_device(), Path.cwd()), indent=2))
+        return 0
     missing = []
     print(f"bgeft {__version__}")
     for import_name, dist, needed, fix in CHECKS:

@@ -72,7 +72,9 @@ class HashCache:
 
     def reference(self, value: str) -> str:
         """Fingerprint of a path, the embedded model, or a hub id."""
-        if value == "demo":
+        from ..models.resolve import is_demo
+
+        if is_demo(value):  # the same key for either spelling of the demo model
             from importlib.metadata import PackageNotFoundError, version
 
             try:

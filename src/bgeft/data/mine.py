@@ -32,6 +32,8 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from .records import read_corpus, read_rows, write_jsonl
+from .rejects import Rejects
+from .rejects import add_arguments as add_reject_arguments
 from .search import INDEX_KINDS, MODEL_CLASSES, POOLINGS, BM25Index, DenseEncoder, build_index, check_model_dir, search
 
 
@@ -53,9 +55,11 @@ class MineSummary:
     seconds_encode: float = 0.0
     seconds_search: float = 0.0
     seconds_select: float = 0.0
+    rejects: str | None = None  # the --skip-invalid summary line
 
     def lines(self) -> list[str]:
-        out = [
+        out = [self.rejects] if self.rejects else []
+        out += [
             f"mined {self.negatives} negatives for {self.rows} rows from a pool of {self.pool} passages -> {self.out}",
             f"candidates in range: {self.candidates}; removed: {self.removed_positive} equal to a positive, "
             f"{self.removed_query} equal to the query, {self.removed_margin} by the margin filter "
@@ -132,8 +136,10 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
                    bm25: int = 0, index: str = "flat", faiss_gpu: str = "auto", model_class: str = "auto",
                    pooling: str = "auto", devices=None, use_fp16: bool = True, batch_size: int = 256,
                    query_max_length: int = 64, passage_max_length: int = 512, query_instruction: str | None = None,
-                   fill: bool = True, seed: int = 42, encoding: str | None = None) -> MineSummary:
-    """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically."""
+                   fill: bool = True, seed: int = 42, encoding: str | None = None,
+                   rejects: Rejects | None = None) -> MineSummary:
+    """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically. ``rejects``
+    (``--skip-invalid``) leaves bad input/corpus rows out instead of stopping."""
     _check(range_, negatives, margin, bm25)
     if index not in INDEX_KINDS:
         raise UserError(f"--index {index}: choose one of {', '.join(INDEX_KINDS)}")
@@ -141,9 +147,9 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
         if model is None:
             raise UserError("mining needs --model PATH (the embedder whose negatives you want)")
         check_model_dir(model)
-    rows = [row for _, row in read_rows(in_path, encoding)]
+    rows = [row for _, row in read_rows(in_path, encoding, rejects)]
     if corpus is not None:
-        pool = _unique(text for _, text in read_corpus(corpus, encoding))
+        pool = _unique(text for _, text in read_corpus(corpus, encoding, rejects))
     else:
         pool = _unique(t for row in rows for t in row["pos"] + row.get("neg", []))
     lo, hi = range_
@@ -204,6 +210,8 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
         new["neg"] = [pool[i] for i in chosen]
         out_rows.append(new)
     summary.seconds_select = time.perf_counter() - t0
+    if rejects is not None:
+        summary.rejects = rejects.finish(len(out_rows))
     write_jsonl(out_path, out_rows)
     return summary
 
@@ -262,16 +270,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fill", action="store_true", help="do not top up short rows with random pool passages")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--encoding", default=None, help="force the input encoding (default: detect)")
+    add_reject_arguments(parser)
 
 
 def run(args) -> int:
+    rejects = Rejects.from_args(args, args.output)
     summary = mine_negatives(
         args.input, args.output, model=args.model, corpus=args.corpus, range_=parse_range(args.range),
         negatives=args.negatives, margin=None if args.no_margin_filter else args.margin, bm25=args.bm25,
         index=args.index, faiss_gpu=args.faiss_gpu, model_class=args.model_class, pooling=args.pooling,
         devices=args.devices, use_fp16=not args.fp32, batch_size=args.batch_size,
         query_max_length=args.query_max_length, passage_max_length=args.passage_max_length,
-        query_instruction=args.query_instruction, fill=not args.no_fill, seed=args.seed, encoding=args.encoding)
+        query_instruction=args.query_instruction, fill=not args.no_fill, seed=args.seed, encoding=args.encoding,
+        rejects=rejects)
     for line in summary.lines():
         print(line)
     return 0

@@ -25,11 +25,13 @@ Python API (used by the pipeline)::
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..safety import check_output
 from .io import open_text
 from .records import write_jsonl
 from .rejects import Rejects
@@ -247,6 +249,7 @@ def split_books(paths, out, *, by: str = "paragraph", max_tokens: int | None = N
     (``--skip-invalid``) a book that cannot be read (wrong kind of file, bad bytes, no text) is left out
     and listed instead of stopping the run."""
     _check_options(by, max_tokens, overlap, tokenizer)
+    check_output(out, [*paths, *([tokenizer] if isinstance(tokenizer, (str, os.PathLike)) else [])])
     counter = TokenCounter(tokenizer) if tokenizer is not None else None
     names: dict[str, Path] = {}
     kept = []

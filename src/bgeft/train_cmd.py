@@ -76,12 +76,19 @@ def cmd_train(args) -> int:
     elif args.resume:
         plan.notes.append("--resume: no checkpoint in output_dir yet, starting fresh")
     print(plan.render(), flush=True)
-    write_manifest(plan, recipe.data, recipe.path)
-    code = execute(plan, secrets=secret_values(recipe.data))
+    # Several nodes share output_dir: node rank 0 writes the manifest, every node its own log.
+    rank = plan.layout.node_rank
+    if rank == 0:
+        write_manifest(plan, recipe.data, recipe.path)
+    log_name = "train.log" if rank == 0 else f"train.node{rank}.log"
+    code = execute(plan, log_name=log_name, secrets=secret_values(recipe.data))
     if code != 0:
-        print(f"bgeft: training exited with code {code}; full log: {plan.output_dir / 'train.log'}"
+        print(f"bgeft: training exited with code {code}; full log: {plan.output_dir / log_name}"
               + ("; continue with --resume" if code == 143 else ""), file=sys.stderr)
         return code
+    if rank != 0:
+        print(f"bgeft: node {rank} done; node 0 writes the model card into {plan.output_dir}")
+        return 0
     from .artifacts import write_model_card, write_sentence_transformers_config
 
     if recipe.task.name in ("embedder.m3", "embedder.base"):

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..safety import check_input
 from ..safety import check_output
 from .io import open_text
 from .records import write_jsonl
@@ -265,6 +266,7 @@ def split_books(paths, out, *, by: str = "paragraph", max_tokens: int | None = N
     summary = SplitSummary(out=str(out), unit="tokens" if counter else "characters")
     rows = []
     for p in kept:
+        check_input(p, "input")  # a missing file or a FIFO is a mistake in the command, not a bad book: it stops
         try:
             with open_text(p, encoding) as src:
                 text = src.read()

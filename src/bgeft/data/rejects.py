@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..errors import UserError
+from ..safety import check_output
 from .io import SAMPLE_BYTES, atomic_writer, detect_encoding
 
 
@@ -124,6 +125,7 @@ class Rejects:
             return None
         self.check_limit(kept)
         if self.path is not None:
+            check_output(self.path, sorted({path for path, _, _ in self.items}), what="rejects file")
             texts = _original_lines(self.items)
             with atomic_writer(self.path) as out:
                 for path, line, message in self.items:

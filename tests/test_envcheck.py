@@ -36,7 +36,7 @@ def test_transformers_bound_excludes_the_release_that_breaks_flagembedding():
     assert spec.contains(_pins("cpu")["transformers"])
 
 
-@pytest.mark.parametrize("image", ["cpu", "cuda", "npu"])
+@pytest.mark.parametrize("image", ["cpu", "cuda", "npu"], ids=["cpu-pins", "cuda-pins", "ascend-pins"])
 def test_tested_versions_cover_every_pinned_install(image):
     for dist, version in _pins(image).items():
         assert not envcheck.untested(dist, version), f"requirements/{image}.txt pins {dist}=={version}: add it to TESTED"

@@ -236,6 +236,24 @@ def test_build_modes(env):
     assert runs(env) == [build_argv(root, "Dockerfile", cuda_tag()), build_argv(root, "Dockerfile.npu", npu_tag())]
 
 
+def test_shell_runs_a_command_without_terminal_and_cpu_needs_no_gpu(env):
+    res = launch(env, "shell", "--cpu", "--", "bgeft", "env", FAKE_DOCKER_RUNTIMES='{"runc":{}}')
+    assert res.returncode == 0, res.stderr
+    run = runs(env)[-1]
+    assert ["docker", *run] == base(env["root"]) + ["-e", "NVIDIA_VISIBLE_DEVICES=void", "--", cuda_tag(), "bgeft", "env"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cpu", "--cpu"), "--cpu is for shell; to train on the CPU use the cpu mode"),
+    (("shell", "--cpu", "--npu"), "--cpu and --npu cannot be used together"),
+], ids=["cpu-flag-on-train-mode", "cpu-and-npu"])
+def test_cpu_flag_errors(env, args, message):
+    res = launch(env, *args)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr
+    assert runs(env) == []
+
+
 def test_missing_image_is_built_first(env):
     dry = launch(env, "shell", "--dry-run", FAKE_DOCKER_IMAGES="other:1")
     assert dry.returncode == 0, dry.stderr

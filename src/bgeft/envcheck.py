@@ -97,6 +97,14 @@ def _version(import_name: str, dist: str | None) -> str:
 
 def cmd_env(args) -> int:
     from . import __version__
+    if getattr(args, "json", False):
+        import json
+        from pathlib import Path
+
+        from .envrecord import record
+        from .launch import detect_device
+        print(json.dumps(record(detect_device(), Path.cwd()), indent=2))
+        return 0
     missing, notes = [], []
     print(f"bgeft {__version__}")
     for import_name, dist, needed, fix in CHECKS:

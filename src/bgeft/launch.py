@@ -196,6 +196,18 @@ def _precision(recipe: Recipe, device: Device) -> tuple[dict, list[str]]:
     return {"bf16": asked == "bf16", "fp16": asked == "fp16"}, problems
 
 
+def determinism_env(device: Device, seed: int) -> dict[str, str]:
+    """Environment the deterministic switch adds before any process starts. transformers'
+    full_determinism sets the same inside the Trainer, which is too late for what is read when the
+    process group or the first cuBLAS handle is created (HCCL, cuBLAS workspaces)."""
+    env = {"PYTHONHASHSEED": str(seed)}
+    if device.kind == "cuda":
+        env["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"   # deterministic cuBLAS reductions (CUDA >= 10.2)
+    elif device.kind == "npu":
+        env["HCCL_DETERMINISTIC"] = "true"           # deterministic HCCL reductions (Ascend)
+    return env
+
+
 def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = None,
               resume_from: Path | None = None) -> Plan:
     """Turn a validated recipe into the exact command; raise UserError on device problems."""
@@ -250,6 +262,11 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
         extra_env["HCCL_CONNECT_TIMEOUT"] = env.get("HCCL_CONNECT_TIMEOUT", "1200")
     if launch.get("deepspeed"):
         training["deepspeed"] = launch["deepspeed"]
+    if launch.get("deterministic"):
+        training["full_determinism"] = True
+        extra_env.update(determinism_env(device, training.get("seed", 42)))
+        notes.append("deterministic: full_determinism and " + ", ".join(sorted(determinism_env(device, 0)))
+                     + " (deterministic kernels only: slower; see docs/reproducibility.md)")
     if resume_from is not None:
         training["resume_from_checkpoint"] = str(resume_from)
         notes.append(f"resuming from {resume_from}")

@@ -27,6 +27,7 @@ LAUNCH_FIELDS = {
     "deepspeed": "path to a DeepSpeed JSON config, relative to the recipe",
     "device": "auto | cuda | npu | cpu",
     "precision": "auto | bf16 | fp16 | fp32",
+    "deterministic": "true | false (full_determinism + the GPU/NPU determinism switches; slower)",
 }
 # Keys that always hold paths, and keys that hold a path or a hub id (resolved only when path-like).
 PATH_KEYS = {("launch", "deepspeed"), ("data", "train_data"), ("data", "cache_path"),
@@ -224,6 +225,8 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
         elif key == "device" and value not in ("auto", "cuda", "npu", "cpu"):
             err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {value!r}")
         elif key == "precision" and value not in ("auto", "bf16", "fp16", "fp32"):
+            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {value!r}")
+        elif key == "deterministic" and not isinstance(value, bool):
             err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {value!r}")
     for sec in SECTIONS:
         fields = section_fields(schema, task, sec)

@@ -102,7 +102,10 @@ class Runner:
             print(f"  not part of this pipeline any more (left as they are): {', '.join(stale)}", file=self.out)
 
     def run(self, bodies: dict) -> list[dict]:
+        from .reproduce import environment, record_run
+
         self.spec.work_dir.mkdir(parents=True, exist_ok=True)
+        self.environment = environment()
         self.cache.path = self.spec.work_dir / ".hash_cache.json"
         lock = (self.spec.work_dir / ".pipeline.lock").open("w")
         try:
@@ -111,6 +114,7 @@ class Runner:
             raise UserError(f"{self.spec.work_dir}: another bgeft pipeline is running there; wait for it "
                             "or use another work_dir") from None
         try:
+            record_run(self.spec, self.environment)   # after the lock: one writer per work_dir
             return self._run(bodies)
         finally:
             self.cache.save()
@@ -137,7 +141,8 @@ class Runner:
             manifest = {"stage": stage.name, "kind": stage.kind, "round": stage.round, "key": key,
                         "status": "running", "reason": decision.reason, "params": stage.params,
                         "inputs": inputs, "refs": {k: list(v) for k, v in stage.refs.items()},
-                        "started_at": now(), "attempts": (old.get("attempts", 0) + 1) if resume else 1}
+                        "started_at": now(), "attempts": (old.get("attempts", 0) + 1) if resume else 1,
+                        "environment": self.environment}
             write_manifest(stage.dir, manifest)
             self.cache.save()
             t0 = time.perf_counter()

@@ -8,13 +8,14 @@ TORCH_PIP_ARGS ?=
 BIN := $(VENV)/bin
 DEMO_OUT ?= outputs/demo_cpu_m3
 
-.PHONY: help install lint-tools demo demo-train test test-fast clean
+.PHONY: help install lint-tools demo demo-train test test-fast clean lock
 
 help:
 	@echo "make demo     - install into $(VENV), then the demo pipeline: raw Chinese book -> fine-tuned retriever + reranker -> report (CPU, < 10 min)"
 	@echo "make demo-train - only train the BGE-M3 demo recipe (< 1 min)"
 	@echo "make test     - install into $(VENV) (+ static-check tools into $(LINT_VENV)) and run the whole test suite"
 	@echo "make install  - only create $(VENV) and install bgeft with pinned CPU dependencies"
+	@echo "make lock     - regenerate requirements/{cuda,npu}.lock (hashes from the index) after changing a pin"
 
 $(BIN)/bgeft: pyproject.toml requirements/cpu.txt requirements/test.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,9 @@ $(LINT_VENV)/bin/checkov: requirements/lint.txt
 	@touch $@
 
 lint-tools: $(LINT_VENV)/bin/checkov
+
+lock: install
+	$(BIN)/python scripts/lock_requirements.py requirements/cuda.txt requirements/npu.txt
 
 demo: install
 	HF_HUB_OFFLINE=1 $(BIN)/bgeft pipeline run pipelines/demo_cpu.yaml

@@ -186,3 +186,20 @@ def test_deterministic_must_be_a_boolean(tmp_path):
 
     with pytest.raises(UserError, match=r"launch.deterministic: expected true \| false .*, got 'always'"):
         recipes.validate(recipes.apply_overrides(recipes.load(DEMO), ["launch.deterministic=always"]))
+
+
+def test_environment_records_the_image_record_inside_an_image(tmp_path, monkeypatch):
+    from bgeft import envrecord
+
+    image = {"flavor": "cuda", "base_image": "pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel@sha256:" + "a" * 64,
+             "base_digest": "sha256:" + "a" * 64, "version": "0.1.0", "revision": "b" * 40,
+             "source": "unknown", "created": "2026-01-01T00:00:00Z"}
+    path = tmp_path / "bgeft-image.json"
+    path.write_text(json.dumps(image))
+    monkeypatch.setattr(envrecord, "IMAGE_RECORD", path)
+    assert envrecord.record(Device("cpu", 1), tmp_path)["image"] == image
+    path.write_text("{broken")
+    assert envrecord.record(Device("cpu", 1), tmp_path)["image"] is None
+    # and a changed base digest shows in the drift table
+    rows = {r[0]: r for r in drift.compare({"image": image}, {"image": {**image, "base_digest": "sha256:" + "c" * 64}})}
+    assert rows["image base_digest"][3] == "differs"

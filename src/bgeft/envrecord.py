@@ -58,10 +58,10 @@ def torch_build() -> dict:
     return build
 
 
-def image_record(path: Path = IMAGE_RECORD) -> dict | None:
+def image_record(path: Path | None = None) -> dict | None:
     """The bgeft image's own record when running inside one (None outside an image)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads((path or IMAGE_RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 

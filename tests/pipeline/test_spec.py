@@ -178,7 +178,7 @@ def test_paths_in_overrides_resolve_against_the_working_directory(tmp_path, mode
 
 
 def test_a_hub_model_that_cannot_be_fetched_is_a_clear_error(monkeypatch):
-    from bgeft.pipeline_stages.resources import materialise_model
+    from bgeft.models.resolve import materialise as materialise_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match=r"no-such-org/no-such-model: not a local model directory and it could not be "

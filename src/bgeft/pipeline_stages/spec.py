@@ -158,7 +158,8 @@ def _resolve(base: Path, value: str) -> str:
 
 
 def _check_values(path: Path, out: dict, at, where: dict) -> list[str]:
-    from .resources import resolve_model, resolve_recipe
+    from ..models.resolve import reference as resolve_model
+    from .resources import resolve_recipe
 
     errors: list[str] = []
     def base(*keys) -> Path:  # overrides are typed in a shell: their paths resolve against the working dir

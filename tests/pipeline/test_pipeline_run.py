@@ -23,7 +23,7 @@ STAGES = ["corpus", "queries", "split", "eval-base", "mine-r1", "score-r1", "tra
 
 def pipeline(*args, check=True, **kw) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "bgeft.cli", "pipeline", *map(str, args)], capture_output=True,
-                          text=True, timeout=600, **kw)
+                          text=True, timeout=900, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import eval_section
 from .errors import UserError
+from .models.devices import Device, detect_device  # noqa: F401 - re-exported for train_cmd/envcheck
 from .recipe import Recipe, to_argv
 
 DEFAULT_MASTER_PORT = 29500
@@ -23,14 +24,6 @@ DEFAULT_MASTER_PORT = 29500
 # docker run --stop-timeout (scripts/docker_common.sh), compose's stop_grace_period and the manifests'
 # terminationGracePeriodSeconds (tests/deploy checks they agree); BGEFT_STOP_GRACE_SECONDS changes it.
 STOP_GRACE_SECONDS = 900
-
-
-@dataclass(frozen=True)
-class Device:
-    kind: str                 # "cuda" | "npu" | "cpu"
-    count: int                # visible accelerators (1 for cpu)
-    bf16: bool = False
-    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -73,22 +66,6 @@ class Plan:
         lines.append("command:")
         lines.append("  " + self.command_line())
         return "\n".join(lines)
-
-
-def detect_device() -> Device:
-    """Ascend when torch_npu imports, else CUDA when available, else CPU."""
-    import torch
-    try:
-        import torch_npu  # noqa: F401
-        if torch.npu.is_available():
-            bf16 = bool(getattr(torch.npu, "is_bf16_supported", lambda: False)())
-            return Device("npu", torch.npu.device_count(), bf16, torch.npu.get_device_name(0))
-    except ImportError:
-        pass
-    if torch.cuda.is_available():
-        return Device("cuda", torch.cuda.device_count(), torch.cuda.is_bf16_supported(),
-                      torch.cuda.get_device_name(0))
-    return Device("cpu", 1, True, "cpu")
 
 
 def _int_env(env, name: str) -> int | None:

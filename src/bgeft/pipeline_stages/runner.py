@@ -10,7 +10,6 @@ from pathlib import Path
 
 from ..errors import UserError
 from .graph import RESUMABLE, Stage
-from .resources import materialise_model
 from .spec import Spec
 from .state import HashCache, explain_change, now, read_manifest, stage_key, write_manifest
 
@@ -33,7 +32,9 @@ class Context:
         kind, value = stage.refs[role]
         if kind == "stage":
             return str(self.by_name[value].output)
-        return materialise_model(value)
+        from ..models.resolve import materialise
+
+        return materialise(value)
 
     def has(self, stage: Stage, role: str) -> bool:
         return role in stage.refs

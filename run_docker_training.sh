@@ -8,6 +8,7 @@
 #   ./run_docker_training.sh cpu --recipe recipes/demo_cpu_m3.yaml
 #   ./run_docker_training.sh single --pipeline my_book.yaml -- work_dir=/workspace/outputs/my_book
 #   ./run_docker_training.sh shell [--npu]
+#   ./run_docker_training.sh shell --cpu -- bgeft env      # one command, no terminal needed
 #   ./run_docker_training.sh build [--npu]
 #
 # Uses plain `docker run` (Docker Compose is not needed; docker-compose.yml offers the same setup).
@@ -22,14 +23,15 @@ source "$ROOT/scripts/docker_common.sh"
 usage() {
     cat <<EOF
 usage: $PROG [single|multi|npu|cpu|shell|build] [--recipe FILE | --pipeline FILE] [--gpus LIST]
-                              [--npu] [--image TAG] [--dry-run] [--refresh-base] [-- bgeft-arguments...]
+                              [--npu | --cpu] [--image TAG] [--dry-run] [--refresh-base] [-- bgeft-arguments...]
 
 modes:
   single   train on one GPU (the first of --gpus, default GPU 0)
   multi    train on all visible GPUs (or --gpus 0,1,...), torchrun inside the container
   npu      train on Ascend NPUs (all, or --gpus 0,1,... as ASCEND_RT_VISIBLE_DEVICES)
   cpu      train on the CPU (demo recipes; no GPU or NPU needed; the Ascend image with --npu)
-  shell    interactive bash in the image (GPUs, or NPUs with --npu)
+  shell    interactive bash in the image (GPUs, NPUs with --npu, no accelerator with --cpu);
+           with -- COMMAND... it runs that command instead (no terminal needed)
   build    build the image (CUDA, or Ascend with --npu), FROM its base pinned by digest
 
 options:
@@ -47,6 +49,7 @@ options:
                  -- corpus.books=[data/book.txt] (overrides resolve from /workspace).
   --gpus LIST    device ids, e.g. 0 or 0,1,3
   --npu          shell/build: use the Ascend image
+  --cpu          shell: no GPU or NPU (a CPU-only host, like the cpu mode)
   --image TAG    image to use instead of the default tag (a docker image reference)
   --dry-run      print the docker commands instead of running them (anywhere before --; missing
                  host prerequisites become warnings)
@@ -182,6 +185,7 @@ RECIPE_GIVEN=0
 PIPELINE=""
 GPUS=""
 NPU=0
+CPU=0
 DRY_RUN=0
 REFRESH_BASE=0
 IMAGE_OVERRIDE=""
@@ -199,6 +203,7 @@ while [[ $# -gt 0 ]]; do
         --image) [[ $# -ge 2 ]] || usage_error "--image needs a TAG"; IMAGE_OVERRIDE="$2"; IMAGE_GIVEN=1; shift 2 ;;
         --image=*) IMAGE_OVERRIDE="${1#*=}"; IMAGE_GIVEN=1; shift ;;
         --npu) NPU=1; shift ;;
+        --cpu) CPU=1; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
         --refresh-base) REFRESH_BASE=1; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -234,6 +239,12 @@ fi
 if [[ -n "$PIPELINE" && ( "$MODE" == shell || "$MODE" == build ) ]]; then
     usage_error "--pipeline runs in single, multi, npu or cpu mode, not in $MODE"
 fi
+if [[ "$CPU" == 1 && "$MODE" != shell ]]; then
+    usage_error "--cpu is for shell; to train on the CPU use the cpu mode"
+fi
+if [[ "$CPU" == 1 && "$NPU" == 1 ]]; then
+    usage_error "--cpu and --npu cannot be used together"
+fi
 [[ "$MODE" == npu ]] && NPU=1
 [[ "$IMAGE_GIVEN" == 0 ]] || check_image "$IMAGE_OVERRIDE"
 
@@ -251,7 +262,7 @@ if [[ "$MODE" == build ]]; then
     exit 0
 fi
 
-if [[ "$MODE" == cpu ]]; then
+if [[ "$MODE" == cpu || "$CPU" == 1 ]]; then
     :
 elif [[ "$NPU" == 1 ]]; then
     need_npu
@@ -263,7 +274,7 @@ ensure_host_dirs
 ensure_image "$IMAGE" "$DOCKERFILE"
 
 base_run
-if [[ "$MODE" == cpu ]]; then
+if [[ "$MODE" == cpu || "$CPU" == 1 ]]; then
     # no --gpus and no /dev/davinci*: the container sees no accelerator. A host whose default docker
     # runtime is nvidia would still inject every GPU unless NVIDIA_VISIBLE_DEVICES says none
     # (NVIDIA Container Toolkit: "void" = no GPU), and without the driver torch must not autoload
@@ -281,8 +292,13 @@ else
     gpu_args all
 fi
 
-if [[ "$MODE" == shell ]]; then
-    [[ "$DRY_RUN" == 1 || ( -t 0 && -t 1 ) ]] || die "shell needs an interactive terminal"
+if [[ "$MODE" == shell && ${#EXTRA[@]} -gt 0 ]]; then
+    if [[ -t 0 && -t 1 ]]; then
+        RUN+=(-it)
+    fi
+    RUN+=(-- "$IMAGE" "${EXTRA[@]}")
+elif [[ "$MODE" == shell ]]; then
+    [[ "$DRY_RUN" == 1 || ( -t 0 && -t 1 ) ]] || die "shell needs an interactive terminal (or a command: shell -- bgeft env)"
     # "--" ends docker run's options: nothing from here on can be read as one (docker/cli parses
     # with spf13/pflag, whose "--" terminator docker run honours before IMAGE)
     RUN+=(-it -- "$IMAGE" bash)

@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
               "continue with `bgeft train RECIPE --resume`", file=sys.stderr, flush=True)
         return PREEMPTED_EXIT
     runner.trainer.save_model()
+    runner.trainer.save_state()   # trainer_state.json with the whole loss curve (`bgeft reproduce --check`)
     return 0
 
 

@@ -88,7 +88,8 @@ def runs(env) -> list[list[str]]:
 
 def base(root: Path) -> list[str]:
     return ["docker", "run", "--rm", "--init", "--stop-timeout", "900", "--ipc=host", "--ulimit", "memlock=-1",
-            "--ulimit", "stack=67108864", "--user", _user(), "--workdir", "/workspace",
+            "--ulimit", "stack=67108864", "--security-opt", "no-new-privileges", "--user", _user(),
+            "--workdir", "/workspace", *([] if _user().startswith("1000:") else ["--group-add", "1000"]),
             "-e", "HF_TOKEN", "-e", "HF_ENDPOINT", "-e", "HF_HUB_OFFLINE", "-e", "BGEFT_STOP_GRACE_SECONDS=900",
             "-v", f"{root}/data:/workspace/data:ro", "-v", f"{root}/custom_data:/workspace/custom_data:ro",
             "-v", f"{root}/outputs:/workspace/outputs", "-v", f"{root}/cache:/cache"]
@@ -234,6 +235,24 @@ def test_build_modes(env):
     assert launch(env, "build").returncode == 0
     assert launch(env, "build", "--npu").returncode == 0
     assert runs(env) == [build_argv(root, "Dockerfile", cuda_tag()), build_argv(root, "Dockerfile.npu", npu_tag())]
+
+
+def test_shell_runs_a_command_without_terminal_and_cpu_needs_no_gpu(env):
+    res = launch(env, "shell", "--cpu", "--", "bgeft", "env", FAKE_DOCKER_RUNTIMES='{"runc":{}}')
+    assert res.returncode == 0, res.stderr
+    run = runs(env)[-1]
+    assert ["docker", *run] == base(env["root"]) + ["-e", "NVIDIA_VISIBLE_DEVICES=void", "--", cuda_tag(), "bgeft", "env"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cpu", "--cpu"), "--cpu is for shell; to train on the CPU use the cpu mode"),
+    (("shell", "--cpu", "--npu"), "--cpu and --npu cannot be used together"),
+], ids=["cpu-flag-on-train-mode", "cpu-and-npu"])
+def test_cpu_flag_errors(env, args, message):
+    res = launch(env, *args)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr
+    assert runs(env) == []
 
 
 def test_missing_image_is_built_first(env):

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from . import eval_section
+from . import value_checks
 from .errors import UserError
 from .schema import SECTIONS, load_schema, section_fields
 from .tasks import TASKS
@@ -250,6 +251,7 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
             if spec["required"] and key not in section:
                 err(f"{sec}.{key}", f"missing (required by {schema['tasks'][task][sec].split(':')[1]})")
     errors += _semantic(out)
+    errors += [f"{out.where(key)}: {key}: {problem}" for key, problem in value_checks.check(out)]
     errors += eval_section.check(out)  # the eval: section and the training keys it works with
     return out, errors
 

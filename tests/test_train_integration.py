@@ -144,11 +144,12 @@ def test_refuses_a_non_empty_output_dir_and_overwrite_clears_it(tmp_path, tiny_x
     result = bgeft("train", recipe)
     assert result.returncode == 2
     assert (f"bgeft: error: training.output_dir {tmp_path / 'out'} is not empty (1 entries: old.txt); pass --resume "
-            "to continue from its newest checkpoint, --overwrite to delete it first, or set "
-            "training.output_dir=NEW_DIR") in result.stderr
+            "to continue from its newest checkpoint, --overwrite to delete it first (only a run directory bgeft "
+            "made), or set training.output_dir=NEW_DIR") in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["old.txt"]  # nothing half-written
-    result = bgeft("train", recipe, "--overwrite")
-    assert result.returncode == 0 and not (tmp_path / "out" / "old.txt").exists()
+    result = bgeft("train", recipe, "--overwrite")  # not a run directory bgeft made: kept
+    assert result.returncode == 2 and "was not made by bgeft (no bgeft_run.yaml in it; it holds old.txt)" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["old.txt"]
 
 
 def test_bad_rows_stop_the_launch_before_anything_is_written(tmp_path, tiny_xlmr):

@@ -109,7 +109,7 @@ def test_invalid_yaml_and_duplicate_keys_name_the_line(tmp_path, model_dir):
     with pytest.raises(UserError, match=rf"{path}:\d+: rounds: duplicate key"):
         load_spec(path)
     path.write_text("work_dir: [unclosed\n")
-    with pytest.raises(UserError, match=rf"{path}:2: invalid YAML"):
+    with pytest.raises(UserError, match=rf"{path}:2: not valid YAML"):
         load_spec(path)
 
 

@@ -12,11 +12,20 @@
 # Another base (another torch or CUDA 12.x tag of pytorch/pytorch) goes in with
 #   --build-arg BASE_IMAGE=pytorch/pytorch:<torch>-cuda<X>-cudnn9-devel --build-arg TORCH_VERSION=<torch> --build-arg CUDA_VERSION=<X>
 # and the last build step fails if the three disagree.
+#
+# The same file builds on a CPU base (tests/containers does, on a Debian + Python 3.11 + CPU torch
+# image it makes itself): DEVICE=cpu, REQUIREMENTS=requirements/cpu.txt, and the verify step then
+# checks for a torch built without CUDA.
+#   docker build --build-arg BASE_IMAGE=<debian+torch-cpu> --build-arg DEVICE=cpu \
+#       --build-arg REQUIREMENTS=requirements/cpu.txt -t bgeft:cpu .
 ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel
 FROM ${BASE_IMAGE}
 
 ARG TORCH_VERSION=2.13.0
 ARG CUDA_VERSION=12.6
+# cuda | cpu: what the verify step expects torch to be built for
+ARG DEVICE=cuda
+ARG REQUIREMENTS=requirements/cuda.txt
 ARG BGEFT_UID=1000
 ARG BGEFT_GID=1000
 
@@ -39,10 +48,10 @@ WORKDIR /workspace
 
 # 1. Python dependencies, pinned. The base image's torch/triton/nvidia-* wheels are frozen as
 #    constraints first, so the resolver can never swap the CUDA build of torch for another one.
-COPY requirements/cuda.txt requirements/cuda.txt
+COPY ${REQUIREMENTS} ${REQUIREMENTS}
 RUN python3 -m pip list --format=freeze \
         | grep -iE '^(torch|torchvision|torchaudio|triton|nvidia-[a-z0-9-]+)==' > /tmp/base-constraints.txt \
-    && python3 -m pip install -c /tmp/base-constraints.txt -r requirements/cuda.txt \
+    && python3 -m pip install -c /tmp/base-constraints.txt -r "${REQUIREMENTS}" \
     && rm /tmp/base-constraints.txt
 
 # 2. bgeft itself (dependencies are all above; --no-deps keeps the pins exactly as installed).
@@ -76,8 +85,13 @@ RUN if getent passwd "${BGEFT_UID}" > /dev/null; then \
     && chmod 0755 scripts/entrypoint.sh scripts/docker_quick_start.sh
 
 # 5. Prove the image: every pin, the torch build and the imports (fails the build on drift).
-RUN python3 scripts/verify_image.py requirements/cuda.txt \
-        --torch "${TORCH_VERSION}" --cuda "${CUDA_VERSION}" \
+RUN case "${DEVICE}" in \
+        cuda) built_for="${CUDA_VERSION}" ;; \
+        cpu) built_for=none ;; \
+        *) echo "DEVICE=${DEVICE}: use cuda or cpu" >&2; exit 1 ;; \
+    esac \
+    && python3 scripts/verify_image.py "${REQUIREMENTS}" \
+        --torch "${TORCH_VERSION}" --cuda "${built_for}" \
         --import torch FlagEmbedding transformers deepspeed faiss sentence_transformers yaml bgeft \
     && bgeft ls > /dev/null
 

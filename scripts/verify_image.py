@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="verify_image.py", description=__doc__.split("\n\n")[0])
     p.add_argument("requirements", type=Path)
     p.add_argument("--torch", metavar="VERSION", help="expected torch version (public part)")
-    p.add_argument("--cuda", metavar="VERSION", help="expected CUDA version torch was built with")
+    p.add_argument("--cuda", metavar="VERSION", help="expected CUDA version torch was built with (none: a CPU build)")
     p.add_argument("--import", dest="modules", nargs="*", default=[], metavar="MODULE")
     args = p.parse_args(argv)
     problems = check_pins(pinned(args.requirements))

@@ -84,7 +84,8 @@ def test_demo_model_is_m3_ready_and_idempotent(run_cli, tmp_path):
     other.mkdir()
     (other / "x").write_text("x")
     code, _, err = run_cli("demo-model", other)
-    assert code == 2 and f"{other} exists and is not empty: choose another DEST or pass --force" in err
+    assert code == 2 and (f"demo-model DEST {other}: exists and is not empty: choose a new directory "
+                          "(--force rebuilds only a directory demo-model made)") in err
 
 
 def test_help_ls_and_cat_do_not_import_torch():

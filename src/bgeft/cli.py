@@ -8,6 +8,7 @@ import sys
 
 from . import __version__
 from .errors import UserError
+from .io import Terminated
 
 # Command groups implemented in their own packages: ``bgeft data convert ...`` -> bgeft.data.cli.main
 GROUPS = {
@@ -50,6 +51,9 @@ def _guard(fn) -> int:
     except KeyboardInterrupt:
         print("bgeft: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"bgeft: terminated by signal {exc.signum}; unfinished outputs were removed", file=sys.stderr)
+        return int(exc.code)
     return int(code or 0)
 
 

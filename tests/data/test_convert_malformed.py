@@ -95,6 +95,6 @@ def test_failure_keeps_an_existing_output_untouched(tmp_path):
 def test_output_may_not_be_an_input(tmp_path):
     src = tmp_path / "a.jsonl"
     src.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n')
-    with pytest.raises(UserError, match=r"-o .*a.jsonl: is also an input; write to a new file"):
+    with pytest.raises(UserError, match=r"-o .*a.jsonl: is also an input \(.*a.jsonl\); write to a new path"):
         convert([src], src, log=lambda _: None)
     assert src.read_text() == '{"query": "q", "pos": ["p"], "neg": ["n"]}\n'

@@ -88,3 +88,36 @@ def assert_no_secret(*texts: str, dirs=(), secret: str = PLANTED_SECRET) -> None
                 p = Path(base) / name
                 if p.is_file() and not p.is_symlink():
                     assert needle not in p.read_bytes(), f"the planted secret was written into {p}"
+
+
+TEMP_MARKS = (".tmp", ".bgeft-trash-", ".old")
+
+
+def assert_no_temp(root: Path) -> None:
+    """No temporary file or folder of an atomic writer (``.NAME.*.tmp``, trash, ``.old``) is left under ``root``."""
+    left = sorted(str(p) for p in snapshot(Path(root)) if any(mark in p.name for mark in TEMP_MARKS))
+    assert not left, f"temporary files left behind: {left}"
+
+
+class Tree:
+    """``tree_guard`` bound to the test's ``tmp_path``: ``snapshot()`` once the files are in place, then
+    ``assert_untouched(allowed)`` and ``assert_no_temp()``."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.guard: TreeGuard | None = None
+
+    def snapshot(self) -> "Tree":
+        self.guard = TreeGuard(self.root)
+        return self
+
+    def assert_untouched(self, allowed=()) -> None:
+        self.guard.assert_only(*allowed)
+
+    def assert_no_temp(self) -> None:
+        assert_no_temp(self.root)
+
+
+@pytest.fixture
+def tree(tmp_path) -> Tree:
+    return Tree(tmp_path)

@@ -25,11 +25,13 @@ Python API (used by the pipeline)::
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..safety import check_output
 from .io import open_text
 from .records import write_jsonl
 
@@ -241,6 +243,7 @@ def split_books(paths, out, *, by: str = "paragraph", max_tokens: int | None = N
                 tokenizer=None, encoding: str | None = None) -> SplitSummary:
     """Split every book in ``paths`` and write one BEIR corpus to ``out`` (atomically)."""
     _check_options(by, max_tokens, overlap, tokenizer)
+    check_output(out, [*paths, *([tokenizer] if isinstance(tokenizer, (str, os.PathLike)) else [])])
     counter = TokenCounter(tokenizer) if tokenizer is not None else None
     paths = [Path(p) for p in paths]
     names: dict[str, Path] = {}

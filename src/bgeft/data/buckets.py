@@ -27,14 +27,14 @@ import argparse
 import bisect
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from ..errors import UserError
+from ..io import atomic_dir
+from ..safety import check_output, check_owned_dir
 from .books import load_tokenizer
 from .records import dump_row, iter_rows
 
@@ -167,54 +167,51 @@ def make_buckets(paths, out_dir, *, tokenizer, bounds=DEFAULT_BOUNDS, batch_size
     """Split every row of ``paths`` into length buckets under ``out_dir`` (see module docstring)."""
     bounds, batch_sizes = tuple(bounds), tuple(batch_sizes)
     _check(bounds, batch_sizes)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not overwrite)):
-        raise UserError(f"{out_dir}: exists and is not an empty directory; choose a new -o DIR or pass --overwrite")
     inputs = _label_inputs(paths)
+    sources = [p for p, _, _ in inputs] + ([tokenizer] if isinstance(tokenizer, (str, Path)) else [])
+    if overwrite:  # only a buckets directory bgeft wrote may be replaced, and only once the new one is complete
+        out_dir = check_owned_dir(out_dir, marker=MANIFEST, inputs=sources, known=["*.jsonl", NO_IN_BATCH],
+                                  what="-o")
+    else:
+        out_dir = check_output(out_dir, sources, is_dir=True)
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise UserError(f"{out_dir}: exists and is not an empty directory; choose a new -o DIR or pass --overwrite")
     stems = {label: str(p) for p, label, _ in inputs}
     tok = load_tokenizer(tokenizer) if isinstance(tokenizer, (str, Path)) else tokenizer
     summary = BucketSummary(out=str(out_dir))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.", suffix=".tmp"))
-    writer = _Writer(tmp)
-    try:
-        for p, label, no_in_batch in inputs:
-            source = (label, no_in_batch)
-            chunk: list[dict] = []
-            for _, row in iter_rows(p, encoding):
-                chunk.append(row)
-                if len(chunk) == CHUNK:
-                    _assign(tok, chunk, source, bounds, batch_sizes, writer, summary)
-                    chunk = []
-            if chunk:
-                _assign(tok, chunk, source, bounds, batch_sizes, writer, summary)
-        writer.close()
-        names = _final_names(writer, bounds)
-        for key, name in sorted(names.items(), key=lambda kv: kv[1]):
-            os.replace(writer.parts[key], tmp / name)
-            summary.files.append({"path": name, "rows": writer.counts[key], "batch_size": batch_sizes[key[2]],
-                                  "min_tokens": bounds[key[2]], "max_tokens": bounds[key[2] + 1],
-                                  "source": stems[key[0][0]], "type": key[1]})
-        summary.train_data = [str(out_dir)] + ([str(out_dir / NO_IN_BATCH)] if any(k[0][1] for k in names) else [])
-        manifest = {"bounds": list(bounds), "batch_sizes": list(batch_sizes), "rows": summary.rows,
-                    "files": summary.files, "train_data": summary.train_data}
-        # not *.json: FlagEmbedding would load any .json/.jsonl file in a train_data directory as data
-        (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, allow_unicode=True, sort_keys=False), encoding="utf-8")
-        os.chmod(tmp, 0o777 & ~_umask())
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        writer.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(out_dir, replace=overwrite) as tmp:
+        writer = _Writer(tmp)
+        try:
+            _fill(inputs, tmp, writer, tok, bounds, batch_sizes, summary, stems, out_dir, encoding)
+        finally:
+            writer.close()
     return summary
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def _fill(inputs, tmp: Path, writer: _Writer, tok, bounds, batch_sizes, summary: BucketSummary, stems, out_dir: Path,
+          encoding) -> None:
+    for p, label, no_in_batch in inputs:
+        source = (label, no_in_batch)
+        chunk: list[dict] = []
+        for _, row in iter_rows(p, encoding):
+            chunk.append(row)
+            if len(chunk) == CHUNK:
+                _assign(tok, chunk, source, bounds, batch_sizes, writer, summary)
+                chunk = []
+        if chunk:
+            _assign(tok, chunk, source, bounds, batch_sizes, writer, summary)
+    writer.close()
+    names = _final_names(writer, bounds)
+    for key, name in sorted(names.items(), key=lambda kv: kv[1]):
+        os.replace(writer.parts[key], tmp / name)
+        summary.files.append({"path": name, "rows": writer.counts[key], "batch_size": batch_sizes[key[2]],
+                              "min_tokens": bounds[key[2]], "max_tokens": bounds[key[2] + 1],
+                              "source": stems[key[0][0]], "type": key[1]})
+    summary.train_data = [str(out_dir)] + ([str(out_dir / NO_IN_BATCH)] if any(k[0][1] for k in names) else [])
+    manifest = {"bounds": list(bounds), "batch_sizes": list(batch_sizes), "rows": summary.rows,
+                "files": summary.files, "train_data": summary.train_data}
+    # not *.json: FlagEmbedding would load any .json/.jsonl file in a train_data directory as data
+    (tmp / MANIFEST).write_text(yaml.safe_dump(manifest, allow_unicode=True, sort_keys=False), encoding="utf-8")
 
 
 def _assign(tok, rows, source, bounds, batch_sizes, writer: _Writer, summary: BucketSummary) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import UserError
+from ..safety import check_output
 from . import labelsets, shapes
 from .detect import FORMATS, Detected, detect
 from .io import atomic_writer
@@ -39,6 +40,7 @@ def convert(inputs: list[str | Path], output: str | Path, *, fmt: str = "auto", 
     opts = options or Options()
     if opts.negatives < 0:
         raise UserError(f"--negatives {opts.negatives}: must be 0 or more")
+    check_output(output, [*inputs, *(p for p in (opts.qrels, opts.corpus) if p)])
     found = [detect(path, fmt, encoding) for path in inputs]
     for det in found:
         log(det.describe())
@@ -107,9 +109,6 @@ def _check_plan(found: list[Detected], output: Path, opts: Options) -> None:
                         "output file (FlagEmbedding batches each file on its own)")
     if any(d.shape == "trec" for d in found) and len(found) > 1 and not opts.qrels:
         raise UserError("TREC topics without --qrels convert to BEIR queries: give one topics file at a time")
-    for det in found:
-        if os.path.exists(output) and os.path.samefile(det.path, output):
-            raise UserError(f"-o {output}: is also an input; write to a new file")
     family = families.pop()
     if family in ("classification", "clustering"):
         stem_ok = output.name.split(".")[0].endswith("no_in_batch_neg")

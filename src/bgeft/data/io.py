@@ -2,19 +2,18 @@
 
 ``open_text(path)`` detects UTF-8, UTF-8 with BOM and the GB18030 family (GB2312 and GBK are subsets of
 GB18030), turns CRLF into LF and decodes line by line, so a bad byte is reported as ``file:line`` instead
-of a traceback. ``atomic_writer(path)`` writes to a temporary file beside ``path`` and renames it into
-place only when the block succeeds: an error never leaves a half-written output behind.
+of a traceback. Only regular files are read: a FIFO or device is refused (reading one hangs).
+``atomic_writer`` lives in :mod:`bgeft.io` (the one atomic writer) and is re-exported here.
 """
 from __future__ import annotations
 
 import codecs
-import contextlib
 import os
-import tempfile
-from pathlib import Path
-from typing import IO, Iterator
+from typing import Iterator
 
 from ..errors import UserError
+from ..io import atomic_writer  # noqa: F401  (re-exported: data verbs import it from here)
+from ..safety import check_input
 
 SAMPLE_BYTES = 1 << 16
 # Names users may pass to --encoding, mapped to the codec we decode with.
@@ -31,9 +30,13 @@ def normalize_encoding(name: str) -> str:
     if key in ENCODING_ALIASES:
         return ENCODING_ALIASES[key]
     try:
-        return codecs.lookup(key).name
+        info = codecs.lookup(key)
     except LookupError:
         raise UserError(f"--encoding {name}: unknown encoding (use utf-8, utf-8-sig, gb18030, gbk or gb2312)") from None
+    if not getattr(info, "_is_text_encoding", True):
+        raise UserError(f"--encoding {name}: {info.name} is not a text encoding (it transforms bytes or text); "
+                        "use utf-8, utf-8-sig, gb18030, gbk or gb2312")
+    return info.name
 
 
 def detect_encoding(sample: bytes, path: str = "<input>") -> str:
@@ -77,6 +80,8 @@ class TextSource:
 
     def __init__(self, path: str | os.PathLike, encoding: str | None = None):
         self.path = str(path)
+        if os.path.exists(path):
+            check_input(path, "input")  # a FIFO or device: refuse instead of hanging on open/read
         try:
             self._file = open(path, "rb")
         except FileNotFoundError:
@@ -182,26 +187,3 @@ class TextSource:
 def open_text(path: str | os.PathLike, encoding: str | None = None) -> TextSource:
     """Open ``path`` for reading as text; ``encoding`` forces a codec instead of detecting one."""
     return TextSource(path, encoding)
-
-
-@contextlib.contextmanager
-def atomic_writer(path: str | os.PathLike, mode: str = "w", encoding: str = "utf-8") -> Iterator[IO]:
-    """Yield a file handle for a temporary file beside ``path``; rename it to ``path`` when the block
-    succeeds, delete it when the block raises (including KeyboardInterrupt)."""
-    target = Path(path)
-    if target.is_dir():
-        raise UserError(f"{target}: is a directory; give an output file path")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        kwargs = {} if "b" in mode else {"encoding": encoding, "newline": "\n"}
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            yield handle
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the output normal permissions
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

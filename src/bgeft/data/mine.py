@@ -23,6 +23,7 @@ survivors are sampled; short rows are topped up with random pool passages that p
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..safety import check_output
 from .records import read_corpus, read_rows, write_jsonl
 from .search import INDEX_KINDS, MODEL_CLASSES, POOLINGS, BM25Index, DenseEncoder, build_index, check_model_dir, search
 
@@ -135,6 +137,9 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
                    fill: bool = True, seed: int = 42, encoding: str | None = None) -> MineSummary:
     """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically."""
     _check(range_, negatives, margin, bm25)
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    check_output(out_path, [p for p in (in_path, corpus, model) if isinstance(p, (str, os.PathLike))])
     if index not in INDEX_KINDS:
         raise UserError(f"--index {index}: choose one of {', '.join(INDEX_KINDS)}")
     if encoder is None:

@@ -9,7 +9,9 @@ Python API (used by the pipeline)::
 
 ``base_url`` (e.g. ``https://api.deepseek.com/v1``) defaults to ``$OPENAI_BASE_URL``, ``model`` to
 ``$OPENAI_MODEL``, the key to ``$<api_key_env>`` (none for local servers). The key is sent only as the
-``Authorization`` header: it is never printed, logged or written (error texts are scrubbed of it).
+``Authorization`` header: it is never printed, logged or written (error texts are scrubbed of it). Plain
+``http://`` is accepted only for loopback hosts (a local server) unless ``--allow-insecure-http``, and
+redirects are never followed (urllib would resend the key to wherever the answer points).
 
 For every passage of ``corpus`` (BEIR ``corpus.jsonl``) the endpoint is asked for ``zh`` Chinese and
 ``en`` English questions answered by the passage; each becomes a row ``{"query": q, "pos": [passage],
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import ipaddress
 import json
 import os
 import random
@@ -31,6 +34,7 @@ import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -39,6 +43,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..safety import check_output
 from .records import read_corpus, write_jsonl
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -71,6 +76,36 @@ class _Fatal(Exception):
     """An answer retrying cannot fix (bad key, unknown model, bad URL)."""
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Refuse every redirect: following one would resend the Authorization header to another place."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise _Fatal(f"{req.full_url} answered HTTP {code} redirecting to {newurl}; bgeft does not follow "
+                     "redirects (the API key would go along): set --base-url to the final address")
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str, allow_insecure_http: bool = False) -> None:
+    """Refuse what is not http(s), and plain http to a host other than this machine unless allowed."""
+    if not base_url.startswith(("http://", "https://")):
+        raise UserError(f"--base-url {base_url}: expected an http(s) URL such as https://api.deepseek.com/v1")
+    host = urllib.parse.urlsplit(base_url).hostname or ""
+    if base_url.startswith("http://") and not _loopback(host) and not allow_insecure_http:
+        raise UserError(f"--base-url {base_url}: plain http to {host} would send the API key and the passages "
+                        "unencrypted; use https, or pass --allow-insecure-http if this network is trusted")
+
+
 class ChatClient:
     """Minimal OpenAI-compatible ``/chat/completions`` client over urllib with retries."""
 
@@ -93,7 +128,7 @@ class ChatClient:
         request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
         with self.lock:
             self.requests += 1
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
+        with _OPENER.open(request, timeout=self.timeout) as response:
             payload = json.loads(response.read().decode("utf-8"))
         return payload["choices"][0]["message"]["content"]
 
@@ -167,13 +202,12 @@ def _setting(value, env: str, flag: str) -> str:
 def generate_queries(corpus, out, *, base_url: str | None = None, model: str | None = None,
                      api_key: str | None = None, api_key_env: str = "OPENAI_API_KEY", zh: int = 2, en: int = 1,
                      concurrency: int = 4, max_retries: int = 5, backoff: float = 1.0, timeout: float = 60.0,
-                     temperature: float = 0.7, limit: int | None = None,
-                     encoding: str | None = None) -> QueryGenSummary:
+                     temperature: float = 0.7, limit: int | None = None, encoding: str | None = None,
+                     allow_insecure_http: bool = False) -> QueryGenSummary:
     """Ask the endpoint for questions per passage of ``corpus`` and write training rows to ``out``."""
     base_url = _setting(base_url, "OPENAI_BASE_URL", "--base-url")
     model = _setting(model, "OPENAI_MODEL", "--model")
-    if not base_url.startswith(("http://", "https://")):
-        raise UserError(f"--base-url {base_url}: expected an http(s) URL such as https://api.deepseek.com/v1")
+    check_base_url(base_url, allow_insecure_http)
     if zh < 0 or en < 0 or zh + en == 0:
         raise UserError("--zh/--en: ask for at least one question per passage")
     if concurrency < 1:
@@ -184,6 +218,8 @@ def generate_queries(corpus, out, *, base_url: str | None = None, model: str | N
     passages = list(dict.fromkeys(text for _, text in read_corpus(corpus, encoding)))[:limit]
     out = Path(out)
     partial = out.with_name(out.name + ".partial")
+    check_output(out, [corpus])
+    check_output(partial, [corpus], what="-o (its resume file)")
     done = _load_done(out) | _load_done(partial)
     todo = [p for p in passages if p not in done]
     summary = QueryGenSummary(out=str(out), passages=len(passages), skipped=len(passages) - len(todo))
@@ -242,6 +278,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training rows {query, pos, neg: []}")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible API base URL (default $OPENAI_BASE_URL)")
     parser.add_argument("--model", default=None, help="chat model name (default $OPENAI_MODEL)")
+    parser.add_argument("--allow-insecure-http", action="store_true",
+                        help="allow a plain http:// --base-url on another machine (key and passages travel unencrypted)")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
                         help="environment variable holding the API key (default OPENAI_API_KEY); keys are never "
                              "taken on the command line, where other users and shell history can see them")
@@ -260,7 +298,8 @@ def run(args) -> int:
     summary = generate_queries(args.corpus, args.output, base_url=args.base_url, model=args.model,
                                api_key_env=args.api_key_env, zh=args.zh, en=args.en, concurrency=args.concurrency,
                                max_retries=args.max_retries, backoff=args.backoff, timeout=args.timeout,
-                               temperature=args.temperature, limit=args.limit, encoding=args.encoding)
+                               temperature=args.temperature, limit=args.limit, encoding=args.encoding,
+                               allow_insecure_http=args.allow_insecure_http)
     for line in summary.lines():
         print(line)
     return 0

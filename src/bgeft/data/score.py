@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..safety import check_output
 from .io import atomic_writer
 from .records import dump_row, iter_rows
 from .search import check_model_dir
@@ -86,6 +88,11 @@ def score_file(in_path, out_path, *, reranker=None, model=None, batch_size: int 
                query_instruction: str | None = None, chunk_rows: int = 1024,
                encoding: str | None = None) -> ScoreSummary:
     """Add raw reranker scores to every row of ``in_path`` and write ``out_path`` atomically."""
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    if chunk_rows < 1:
+        raise UserError(f"chunk_rows {chunk_rows}: must be at least 1")
+    check_output(out_path, [p for p in (in_path, reranker) if isinstance(p, (str, os.PathLike))])
     if model is None:
         if reranker is None:
             raise UserError("scoring needs --reranker PATH (a cross-encoder such as bge-reranker-v2-m3)")

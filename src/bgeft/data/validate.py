@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import UserError
+from ..safety import check_output
 from .io import atomic_writer, open_text
 from .jsonstream import iter_json_values, iter_jsonl
 from .schema import row_problems
@@ -172,6 +173,8 @@ def check_training_data(paths: list[str | Path], *, tokenizer=None, max_tokens: 
     files = training_files(paths, report)
     if fix_out is not None and len(files) != 1:
         raise UserError(f"--fix writes one file: give exactly one input file (found {len(files)})")
+    if fix_out is not None:
+        check_output(fix_out, files, what="--fix")
     target = atomic_writer(fix_out) if fix_out is not None else contextlib.nullcontext()
     with target as out:
         for path in files:

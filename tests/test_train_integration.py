@@ -128,7 +128,7 @@ def test_manifest_and_model_card(tmp_path, tiny_xlmr):
     run = (out / "bgeft_run.yaml").read_text()
     assert "task: embedder.m3" in run and "token: '***'" in run and "hf_secret_value" not in run
     command = (out / "command.txt").read_text()
-    assert "-m bgeft.worker embedder.m3" in command and "--token '***'" in command and "hf_secret_value" not in command
+    assert "-m bgeft.worker embedder.m3" in command and "--token" not in command and "hf_secret_value" not in command
     env = json.loads((out / "environment.json").read_text())
     assert env["train_data_sha256"] == {str(RETRIEVAL): sha256_file(RETRIEVAL)}
     assert env["packages"]["FlagEmbedding"] == "1.4.2" and env["device"]["kind"] == "cpu"

@@ -75,7 +75,8 @@ def _pickle_without_hub_token(args) -> None:
     base = type(args)
 
     def __reduce_ex__(self, protocol):  # noqa: ARG001
-        return copyreg.__newobj__, (base,), {**self.__dict__, "hub_token": None}
+        # copyreg._reconstructor is what plain pickles of such objects use: loading needs no bgeft
+        return copyreg._reconstructor, (base, object, None), {**self.__dict__, "hub_token": None}
 
     args.__class__ = type(base.__name__, (base,), {"__reduce_ex__": __reduce_ex__, "__module__": base.__module__,
                                                    "__qualname__": base.__qualname__})

@@ -81,3 +81,22 @@ def test_a_stage_token_stays_out_of_stage_json_and_the_console(pipeline, tmp_pat
     # the token is not part of the stage key: changing it re-runs nothing
     again, _ = _run(pipeline, ["train_embedder.model.token=hf_another_value_123"])
     assert again.calls == []
+
+
+@pytest.mark.parametrize("work_dir, why", [(".", "is the working directory"), ("/", "is a filesystem root")])
+def test_work_dir_on_a_protected_place_is_refused(run_cli, pipeline, tmp_path, monkeypatch, work_dir, why):
+    monkeypatch.chdir(tmp_path)
+    guard = TreeGuard(tmp_path)
+    code, _, err = run_cli("pipeline", "run", pipeline, f"work_dir={work_dir}", "--dry-run")
+    guard.assert_only()
+    shown = tmp_path if work_dir == "." else work_dir
+    assert code == 2 and f"override 'work_dir={work_dir}': work_dir {shown}: {why}; bgeft never writes over it" in err, err
+
+
+def test_work_dir_holding_the_book_is_refused(run_cli, pipeline, tmp_path):
+    book = tmp_path / "books" / "b.txt"
+    book.parent.mkdir()
+    book.write_text("Chapter 1\n\nA river.\n")
+    code, _, err = run_cli("pipeline", "run", pipeline, f"corpus.books=[{book}]", f"work_dir={book.parent}",
+                           "--dry-run")
+    assert code == 2 and f"work_dir {book.parent}: contains the input {book}" in err, err

@@ -110,7 +110,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
             if data_section is None:
                 data_section = {}
             if not isinstance(data_section, dict):
-                errors.append(f"{at(section)}: {section}: must be a mapping of settings, got {data_section!r}")
+                errors.append(f"{at(section)}: {section}: must be a mapping of settings, got {short(data_section)}")
                 continue
         values: dict[str, Any] = {}
         for key, value in data_section.items():
@@ -120,7 +120,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
                 continue
             t = keys[key][0]
             if value is not None and not _type_ok(value, t):
-                errors.append(f"{at(section, key)}: {section}.{key}: must be {_type_name(t)}, got {value!r}")
+                errors.append(f"{at(section, key)}: {section}.{key}: must be {_type_name(t)}, got {short(value)}")
                 continue
             values[key] = value
         for key, (_, default) in keys.items():
@@ -217,6 +217,14 @@ def _check_values(path: Path, out: dict, at, where: dict) -> list[str]:
                 errors.append(f"{at(stage, 'recipe')}: {stage}.recipe: {exc}")
                 continue
             errors += _check_recipe(stage, out[stage], at, str(path))
+    if out.get("work_dir"):  # the stages' outputs: never an input, the working directory, $HOME or a root
+        from ..safety import check_output
+
+        inputs = [str(path), *(corpus["books"] or []), *[f for f in (corpus["file"], queries["file"]) if f]]
+        try:
+            check_output(out["work_dir"], [i for i in inputs if Path(i).exists()], what="work_dir", is_dir=True)
+        except UserError as exc:
+            errors.append(f"{at('work_dir')}: {exc}")
     ks = out["eval"]["k"]
     if not ks or not all(_type_ok(k, int) and 1 <= k <= MAX_K for k in ks):
         errors.append(f"{at('eval', 'k')}: eval.k: a list of cut-offs, each an integer from 1 to {MAX_K} (e.g. "

@@ -20,6 +20,7 @@
 #       --build-arg REQUIREMENTS=requirements/cpu.txt -t bgeft:cpu .
 ARG BASE_IMAGE=pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel
 FROM ${BASE_IMAGE}
+ARG BASE_IMAGE
 
 ARG TORCH_VERSION=2.13.0
 ARG CUDA_VERSION=12.6
@@ -48,10 +49,18 @@ WORKDIR /workspace
 
 # 1. Python dependencies, pinned. The base image's torch/triton/nvidia-* wheels are frozen as
 #    constraints first, so the resolver can never swap the CUDA build of torch for another one.
-COPY ${REQUIREMENTS} ${REQUIREMENTS}
-RUN python3 -m pip list --format=freeze \
+#    Installed from the hash-locked lock next to the pins (requirements/cuda.lock, written by
+#    scripts/lock_requirements.py with the index's published sha256 of every file) with
+#    --require-hashes; a requirements file without a lock (the CPU test base's) installs its pins.
+COPY ${REQUIREMENTS} requirements/*.lock requirements/
+RUN lock="${REQUIREMENTS%.txt}.lock" \
+    && python3 -m pip list --format=freeze \
         | grep -iE '^(torch|torchvision|torchaudio|triton|nvidia-[a-z0-9-]+)==' > /tmp/base-constraints.txt \
-    && python3 -m pip install -c /tmp/base-constraints.txt -r "${REQUIREMENTS}" \
+    && if [ -f "${lock}" ]; then \
+           python3 -m pip install --require-hashes -c /tmp/base-constraints.txt -r "${lock}"; \
+       else \
+           python3 -m pip install -c /tmp/base-constraints.txt -r "${REQUIREMENTS}"; \
+       fi \
     && rm /tmp/base-constraints.txt
 
 # 2. bgeft itself (dependencies are all above; --no-deps keeps the pins exactly as installed).
@@ -94,6 +103,25 @@ RUN case "${DEVICE}" in \
         --torch "${TORCH_VERSION}" --cuda "${built_for}" \
         --import torch FlagEmbedding transformers deepspeed faiss sentence_transformers yaml bgeft \
     && bgeft ls > /dev/null
+
+# 6. What this image is: OCI labels and the same facts in /etc/bgeft-image.json (runs record it in
+#    environment.json). Set by scripts/docker_base.sh build_image; declared last so a new
+#    BGEFT_CREATED rebuilds only this step.
+ARG BASE_DIGEST=unknown
+ARG BGEFT_VERSION=unknown
+ARG BGEFT_REVISION=unknown
+ARG BGEFT_SOURCE=unknown
+ARG BGEFT_CREATED=unknown
+LABEL org.opencontainers.image.title="bgeft" \
+      org.opencontainers.image.version="${BGEFT_VERSION}" \
+      org.opencontainers.image.revision="${BGEFT_REVISION}" \
+      org.opencontainers.image.source="${BGEFT_SOURCE}" \
+      org.opencontainers.image.created="${BGEFT_CREATED}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
+      org.opencontainers.image.base.digest="${BASE_DIGEST}"
+RUN python3 scripts/image_record.py /etc/bgeft-image.json --flavor "${DEVICE}" --base-image "${BASE_IMAGE}" \
+        --base-digest "${BASE_DIGEST}" --version "${BGEFT_VERSION}" --revision "${BGEFT_REVISION}" \
+        --source "${BGEFT_SOURCE}" --created "${BGEFT_CREATED}"
 
 USER ${BGEFT_UID}:${BGEFT_GID}
 

@@ -8,6 +8,7 @@
 #   ./run_docker_training.sh cpu --recipe recipes/demo_cpu_m3.yaml
 #   ./run_docker_training.sh single --pipeline my_book.yaml -- work_dir=/workspace/outputs/my_book
 #   ./run_docker_training.sh shell [--npu]
+#   ./run_docker_training.sh shell --cpu -- bgeft env      # one command, no terminal needed
 #   ./run_docker_training.sh build [--npu]
 #
 # Uses plain `docker run` (Docker Compose is not needed; docker-compose.yml offers the same setup).
@@ -22,18 +23,19 @@ source "$ROOT/scripts/docker_common.sh"
 usage() {
     cat <<EOF
 usage: $PROG [single|multi|npu|cpu|shell|build] [--recipe FILE | --pipeline FILE] [--gpus LIST]
-                              [--npu] [--image TAG] [--dry-run] [-- bgeft-arguments...]
+                              [--npu | --cpu] [--image TAG] [--dry-run] [--refresh-base] [-- bgeft-arguments...]
 
 modes:
   single   train on one GPU (the first of --gpus, default GPU 0)
   multi    train on all visible GPUs (or --gpus 0,1,...), torchrun inside the container
   npu      train on Ascend NPUs (all, or --gpus 0,1,... as ASCEND_RT_VISIBLE_DEVICES)
   cpu      train on the CPU (demo recipes; no GPU or NPU needed; the Ascend image with --npu)
-  shell    interactive bash in the image (GPUs, or NPUs with --npu)
-  build    build the image (CUDA, or Ascend with --npu)
+  shell    interactive bash in the image (GPUs, NPUs with --npu, no accelerator with --cpu);
+           with -- COMMAND... it runs that command instead (no terminal needed)
+  build    build the image (CUDA, or Ascend with --npu), FROM its base pinned by digest
 
 options:
-  --recipe FILE  recipe to train (default $DEFAULT_RECIPE). A file on this host is mounted
+  --recipe FILE  recipe to train (default $DEFAULT_RECIPE next to this script). A file on this host is mounted
                  read-only at /workspace/custom_recipes; otherwise FILE is a path inside the image.
   --pipeline FILE
                  run \`bgeft pipeline run FILE\` instead of training one recipe. A file on this host:
@@ -47,8 +49,12 @@ options:
                  -- corpus.books=[data/book.txt] (overrides resolve from /workspace).
   --gpus LIST    device ids, e.g. 0 or 0,1,3
   --npu          shell/build: use the Ascend image
-  --image TAG    image to use instead of the default tag
-  --dry-run      print the docker commands instead of running them
+  --cpu          shell: no GPU or NPU (a CPU-only host, like the cpu mode)
+  --image TAG    image to use instead of the default tag (a docker image reference)
+  --dry-run      print the docker commands instead of running them (anywhere before --; missing
+                 host prerequisites become warnings)
+  --refresh-base resolve the base image's tag to its current digest again (a build otherwise reuses
+                 the digest recorded in docker/base-images.lock)
   -- ARGS...     passed to \`bgeft train\` (overrides like training.learning_rate=5e-6, --resume), or
                  with --pipeline to \`bgeft pipeline run\` (rounds=2, --from mine, --dry-run)
 
@@ -78,7 +84,7 @@ npu_args() {
     while IFS= read -r dev; do
         RUN+=(--device "$dev:/dev/${dev##*/}")
     done < <(find "$HOST_ROOT/dev" -maxdepth 1 -name 'davinci[0-9]*' | sort -V)
-    [[ "${RUN[*]}" == *"/dev/davinci"[0-9]* ]] || die "no $HOST_ROOT/dev/davinci[0-9]* devices found: check 'npu-smi info'"
+    [[ "${RUN[*]}" == *"/dev/davinci"[0-9]* ]] || need "no $HOST_ROOT/dev/davinci[0-9]* devices found: check 'npu-smi info'"
     for dev in davinci_manager devmm_svm hisi_hdc; do
         RUN+=(--device "$HOST_ROOT/dev/$dev:/dev/$dev")
     done
@@ -104,6 +110,9 @@ npu_args() {
 
 # Sets CONTAINER_RECIPE and adds the mount for a recipe file that lives on this host.
 recipe_args() {
+    if [[ "$RECIPE_GIVEN" == 0 && ! -f "$RECIPE" ]]; then
+        RECIPE="$DEFAULT_RECIPE"   # no recipes/ next to this script: the image's copy
+    fi
     if [[ -f "$RECIPE" ]]; then
         local dir
         dir="$(cd "$(dirname "$RECIPE")" && pwd)"
@@ -114,13 +123,6 @@ recipe_args() {
         [[ "$RECIPE" != /* ]] || die "recipe '$RECIPE' not found on this host"
         echo "$PROG: note: '$RECIPE' is not a file here; using it as a path inside the image (/workspace/$RECIPE)" >&2
         CONTAINER_RECIPE="$RECIPE"
-    fi
-}
-
-# One process cannot gather negatives across devices: switch it off when the recipe asks for it.
-one_process_overrides() {
-    if [[ -f "$RECIPE" ]] && grep -Eq '^[[:space:]]+negatives_cross_device:[[:space:]]*(true|True)([[:space:]]|#|$)' "$RECIPE"; then
-        RUN+=(training.negatives_cross_device=false)
     fi
 }
 
@@ -165,9 +167,9 @@ choose_mode() {
     echo "bgeft in Docker: what do you want to run?" >&2
     PS3="number> "
     select choice in "single: train on one GPU" "multi: train on all GPUs" "npu: train on Ascend NPUs" \
-        "shell: bash in the CUDA image" "build: build the CUDA image" "quit"; do
+        "cpu: train on the CPU (demo recipes)" "shell: bash in the CUDA image" "build: build the CUDA image" "quit"; do
         case "${choice%%:*}" in
-            single | multi | npu | shell | build) MODE="${choice%%:*}" ;;
+            single | multi | npu | cpu | shell | build) MODE="${choice%%:*}" ;;
             quit) exit 0 ;;
             *) echo "pick a number from the list" >&2; continue ;;
         esac
@@ -178,19 +180,18 @@ choose_mode() {
 
 # ---- arguments -------------------------------------------------------------------------------------
 MODE=""
-RECIPE="$DEFAULT_RECIPE"
+RECIPE="$ROOT/$DEFAULT_RECIPE"   # the default resolves next to this script, not in the working directory
 RECIPE_GIVEN=0
 PIPELINE=""
 GPUS=""
 NPU=0
+CPU=0
 DRY_RUN=0
+REFRESH_BASE=0
 IMAGE_OVERRIDE=""
+IMAGE_GIVEN=0
 EXTRA=()
 
-if [[ $# -gt 0 && "$1" != -* ]]; then
-    MODE="$1"
-    shift
-fi
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --recipe) [[ $# -ge 2 ]] || usage_error "--recipe needs a FILE"; RECIPE="$2"; RECIPE_GIVEN=1; shift 2 ;;
@@ -199,13 +200,20 @@ while [[ $# -gt 0 ]]; do
         --pipeline=*) PIPELINE="${1#*=}"; shift ;;
         --gpus) [[ $# -ge 2 ]] || usage_error "--gpus needs a LIST like 0,1"; GPUS="$2"; shift 2 ;;
         --gpus=*) GPUS="${1#*=}"; shift ;;
-        --image) [[ $# -ge 2 ]] || usage_error "--image needs a TAG"; IMAGE_OVERRIDE="$2"; shift 2 ;;
-        --image=*) IMAGE_OVERRIDE="${1#*=}"; shift ;;
+        --image) [[ $# -ge 2 ]] || usage_error "--image needs a TAG"; IMAGE_OVERRIDE="$2"; IMAGE_GIVEN=1; shift 2 ;;
+        --image=*) IMAGE_OVERRIDE="${1#*=}"; IMAGE_GIVEN=1; shift ;;
         --npu) NPU=1; shift ;;
+        --cpu) CPU=1; shift ;;
         --dry-run) DRY_RUN=1; shift ;;
+        --refresh-base) REFRESH_BASE=1; shift ;;
         -h | --help) usage; exit 0 ;;
         --) shift; EXTRA=("$@"); break ;;
-        *) usage_error "unknown argument '$1' (arguments for bgeft train or bgeft pipeline run go after --)" ;;
+        -*) usage_error "unknown argument '$1' (arguments for bgeft train or bgeft pipeline run go after --)" ;;
+        *)
+            [[ -z "$MODE" ]] || usage_error "unknown argument '$1' after mode '$MODE' (arguments for bgeft train or bgeft pipeline run go after --)"
+            MODE="$1"
+            shift
+            ;;
     esac
 done
 if [[ -n "$PIPELINE" && "$RECIPE_GIVEN" == 1 ]]; then
@@ -231,7 +239,14 @@ fi
 if [[ -n "$PIPELINE" && ( "$MODE" == shell || "$MODE" == build ) ]]; then
     usage_error "--pipeline runs in single, multi, npu or cpu mode, not in $MODE"
 fi
+if [[ "$CPU" == 1 && "$MODE" != shell ]]; then
+    usage_error "--cpu is for shell; to train on the CPU use the cpu mode"
+fi
+if [[ "$CPU" == 1 && "$NPU" == 1 ]]; then
+    usage_error "--cpu and --npu cannot be used together"
+fi
 [[ "$MODE" == npu ]] && NPU=1
+[[ "$IMAGE_GIVEN" == 0 ]] || check_image "$IMAGE_OVERRIDE"
 
 if [[ "$NPU" == 1 ]]; then
     IMAGE="${IMAGE_OVERRIDE:-$(npu_tag)}"
@@ -243,23 +258,32 @@ fi
 
 need_docker
 if [[ "$MODE" == build ]]; then
-    run_or_print docker build --file "$ROOT/$DOCKERFILE" --tag "$IMAGE" "$ROOT"
+    build_image "$IMAGE" "$DOCKERFILE"
     exit 0
 fi
 
-if [[ "$MODE" == cpu ]]; then
+if [[ "$MODE" == cpu || "$CPU" == 1 ]]; then
     :
 elif [[ "$NPU" == 1 ]]; then
     need_npu
 else
     need_nvidia
 fi
+# shellcheck disable=SC2119  # the launcher needs no directories beyond the four
 ensure_host_dirs
 ensure_image "$IMAGE" "$DOCKERFILE"
 
 base_run
-if [[ "$MODE" == cpu ]]; then
-    :  # no --gpus and no /dev/davinci*: the container sees no accelerator
+if [[ "$MODE" == cpu || "$CPU" == 1 ]]; then
+    # no --gpus and no /dev/davinci*: the container sees no accelerator. A host whose default docker
+    # runtime is nvidia would still inject every GPU unless NVIDIA_VISIBLE_DEVICES says none
+    # (NVIDIA Container Toolkit: "void" = no GPU), and without the driver torch must not autoload
+    # torch_npu, which raises when libascend_hal.so is missing (torch/__init__.py,
+    # _import_device_backends; TORCH_DEVICE_BACKEND_AUTOLOAD=0 turns it off).
+    RUN+=(-e NVIDIA_VISIBLE_DEVICES=void)
+    if [[ "$NPU" == 1 ]]; then
+        RUN+=(-e TORCH_DEVICE_BACKEND_AUTOLOAD=0)
+    fi
 elif [[ "$NPU" == 1 ]]; then
     npu_args
 elif [[ "$MODE" == single ]]; then
@@ -268,16 +292,23 @@ else
     gpu_args all
 fi
 
-if [[ "$MODE" == shell ]]; then
-    [[ "$DRY_RUN" == 1 || ( -t 0 && -t 1 ) ]] || die "shell needs an interactive terminal"
-    RUN+=(-it "$IMAGE" bash)
+if [[ "$MODE" == shell && ${#EXTRA[@]} -gt 0 ]]; then
+    if [[ -t 0 && -t 1 ]]; then
+        RUN+=(-it)
+    fi
+    RUN+=(-- "$IMAGE" "${EXTRA[@]}")
+elif [[ "$MODE" == shell ]]; then
+    [[ "$DRY_RUN" == 1 || ( -t 0 && -t 1 ) ]] || die "shell needs an interactive terminal (or a command: shell -- bgeft env)"
+    # "--" ends docker run's options: nothing from here on can be read as one (docker/cli parses
+    # with spf13/pflag, whose "--" terminator docker run honours before IMAGE)
+    RUN+=(-it -- "$IMAGE" bash)
 elif [[ -n "$PIPELINE" ]]; then
     pipeline_args
     if [[ -t 0 && -t 1 ]]; then
         RUN+=(-it)
     fi
     # training stages launch `bgeft train` with every device the container sees (one in single mode)
-    RUN+=("$IMAGE" bgeft pipeline run "$CONTAINER_PIPELINE")
+    RUN+=(-- "$IMAGE" bgeft pipeline run "$CONTAINER_PIPELINE")
     pipeline_work_dir
     RUN+=(${EXTRA[@]+"${EXTRA[@]}"})
 else
@@ -285,9 +316,10 @@ else
     if [[ -t 0 && -t 1 ]]; then
         RUN+=(-it)
     fi
-    RUN+=("$IMAGE" bgeft train "$CONTAINER_RECIPE")
+    RUN+=(-- "$IMAGE" bgeft train "$CONTAINER_RECIPE")
     case "$MODE" in
-        single | cpu) RUN+=(launch.nproc_per_node=1); one_process_overrides ;;
+        # one process: bgeft itself switches off what needs several processes
+        single | cpu) RUN+=(launch.nproc_per_node=1) ;;
         multi) RUN+=(launch.nproc_per_node=auto) ;;
     esac
     RUN+=(${EXTRA[@]+"${EXTRA[@]}"})

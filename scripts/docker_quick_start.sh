@@ -7,7 +7,7 @@
 #   4. builds the small embedded demo model into cache/models/minilm-m3,
 #   5. trains recipes/demo_cpu_m3.yaml with it on the CPU into outputs/demo.
 #
-#   scripts/docker_quick_start.sh [--npu] [--dry-run]
+#   scripts/docker_quick_start.sh [--npu] [--dry-run] [--refresh-base]
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,17 +17,19 @@ source "$ROOT/scripts/docker_common.sh"
 
 NPU=0
 DRY_RUN=0
+REFRESH_BASE=0
 IMAGE_OVERRIDE=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --npu) NPU=1 ;;
         --dry-run) DRY_RUN=1 ;;
+        --refresh-base) REFRESH_BASE=1 ;;
         -h | --help)
             sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
-            echo "$PROG: error: unknown argument '$1' (use --npu, --dry-run)" >&2
+            echo "$PROG: error: unknown argument '$1' (use --npu, --dry-run, --refresh-base)" >&2
             exit 2
             ;;
     esac
@@ -65,16 +67,7 @@ fi
 # 2. host directories, owned by the container user (the invoking user, or uid 1000 for root)
 say "host directories under $ROOT"
 owner="$(user_args)"
-for d in data custom_data outputs cache cache/models; do
-    if [[ "$DRY_RUN" == 1 ]]; then
-        [[ -d "$ROOT/$d" ]] || echo "$PROG: would create $ROOT/$d" >&2
-    else
-        mkdir -p "$ROOT/$d"
-        if [[ "$(id -u)" == 0 ]]; then
-            chown "$owner" "$ROOT/$d"
-        fi
-    fi
-done
+ensure_host_dirs cache/models
 
 # 3. the image
 say "image $IMAGE"
@@ -86,7 +79,9 @@ if [[ -d "$ROOT/cache/models/minilm-m3" ]]; then
     say "demo model already in cache/models/minilm-m3"
 else
     say "building the demo model into cache/models/minilm-m3"
-    run_or_print docker run --rm --user "$owner" -v "$ROOT/cache:/cache" "$IMAGE" bgeft demo-model "$demo_model"
+    # no device is mounted here: torch must not autoload torch_npu (it fails without the driver)
+    run_or_print docker run --rm --user "$owner" -e TORCH_DEVICE_BACKEND_AUTOLOAD=0 -v "$ROOT/cache:/cache" \
+        -- "$IMAGE" bgeft demo-model "$demo_model"
 fi
 
 # 5. a CPU-sized training run

@@ -102,7 +102,8 @@ def test_npu_uses_hccl_and_its_env(make):
     plan = make_plan(make(), NPUx8, env={}, python=PY)
     assert plan.argv[:6] == [PY, "-m", "torch.distributed.run", "--nproc_per_node", "8", "--standalone"]
     assert plan.argv[-6:] == ["--bf16", "True", "--fp16", "False", "--ddp_backend", "hccl"]
-    assert plan.env == {"HCCL_CONNECT_TIMEOUT": "1200", "TOKENIZERS_PARALLELISM": "false"}
+    assert plan.env == {"HCCL_CONNECT_TIMEOUT": "1200", "TOKENIZERS_PARALLELISM": "false",
+                        "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "870"}
 
 
 def test_cpu_multi_process_uses_gloo(make):

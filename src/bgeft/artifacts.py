@@ -87,6 +87,9 @@ def write_model_card(output_dir: Path, recipe: dict, recipe_path: Path, command:
         "",
         "## Command", "", "```", command.strip(), "```",
     ]
+    from .eval.history import card_section
+
+    lines += card_section(output_dir)
     if snippet:
         lines += ["", "## Load it", "", "```python", snippet, "```"]
     if task.startswith("embedder") and (output_dir / "modules.json").is_file():

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import eval_section
 from .errors import UserError
 from .recipe import Recipe, to_argv
 from .redaction import split_secrets
 
 DEFAULT_MASTER_PORT = 29500
+# Seconds between SIGTERM and SIGKILL: the ONE grace period of a pre-empted run. The same number is
+# docker run --stop-timeout (scripts/docker_common.sh), compose's stop_grace_period and the manifests'
+# terminationGracePeriodSeconds (tests/deploy checks they agree); BGEFT_STOP_GRACE_SECONDS changes it.
+STOP_GRACE_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -132,11 +138,9 @@ def node_layout(env=None) -> NodeLayout:
         rank = _int_env(env, "JOB_COMPLETION_INDEX")
         sources.append("Indexed Job JOB_COMPLETION_INDEX")
     if rank is None and env.get("VC_TASK_INDEX") not in (None, ""):
-        rank = _int_env(env, "VC_TASK_INDEX")
-        hosts = [h for k, v in sorted(env.items()) if k.startswith("VC_") and k.endswith("_HOSTS")
-                 for h in v.split(",") if h]
-        nnodes = nnodes if nnodes is not None else (len(hosts) or None)
-        addr = addr or (hosts[0] if hosts else None)
+        rank, vc_nnodes, vc_addr = _volcano(env)
+        nnodes = nnodes if nnodes is not None else vc_nnodes
+        addr = addr or vc_addr
         sources.append("Volcano VC_*")
     nnodes = nnodes or 1
     rank = rank or 0
@@ -147,6 +151,40 @@ def node_layout(env=None) -> NodeLayout:
         raise UserError(f"{nnodes} nodes but no MASTER_ADDR; set MASTER_ADDR to node 0's address "
                         "(the headless Service DNS name of pod 0 in Kubernetes)")
     return NodeLayout(nnodes, rank, nproc, addr, port or DEFAULT_MASTER_PORT, ", ".join(sources) or "defaults")
+
+
+def _volcano(env) -> tuple[int, int | None, str | None]:
+    """(global node rank, node count, master address) of a Volcano Job pod.
+
+    VC_TASK_INDEX counts within one task, so master-0 and worker-0 would both be rank 0. Volcano's
+    pytorch plugin sets the global RANK (master 0, worker i -> i + 1) and WORLD_SIZE (pods)
+    (volcano-sh/volcano pkg/controllers/job/plugins/distributed-framework/pytorch/pytorch.go);
+    without it the rank is this pod's place in the VC_<TASK>_HOSTS lists, master task first."""
+    tasks = sorted((k for k in env if k.startswith("VC_") and k.endswith("_HOSTS")),
+                   key=lambda k: ("MASTER" not in k, k))
+    hosts = [h for k in tasks for h in env[k].split(",") if h]
+    addr = hosts[0] if hosts else None
+    if env.get("RANK") not in (None, "") and env.get("WORLD_SIZE") not in (None, ""):
+        return _int_env(env, "RANK"), _int_env(env, "WORLD_SIZE"), addr
+    if len(tasks) <= 1:
+        return _int_env(env, "VC_TASK_INDEX"), len(hosts) or None, addr
+    me = env.get("HOSTNAME") or socket.gethostname()
+    short = [h.split(".")[0] for h in hosts]
+    if me.split(".")[0] not in short:
+        raise UserError(f"Volcano job with tasks {', '.join(tasks)}: this pod's hostname {me!r} is in none of them, "
+                        "so its node rank is unknown; enable Volcano's pytorch plugin (spec.plugins: pytorch: "
+                        "[--master=master, --worker=worker]) or set NODE_RANK in the pod spec")
+    return short.index(me.split(".")[0]), len(hosts), addr
+
+
+def stop_grace_seconds(env=None) -> int:
+    """The grace period between SIGTERM and SIGKILL (BGEFT_STOP_GRACE_SECONDS, default STOP_GRACE_SECONDS)."""
+    env = os.environ if env is None else env
+    value = _int_env(env, "BGEFT_STOP_GRACE_SECONDS")
+    if value is not None and value < 1:
+        raise UserError(f"BGEFT_STOP_GRACE_SECONDS={value}: use a number of seconds above 0 (default "
+                        f"{STOP_GRACE_SECONDS})")
+    return STOP_GRACE_SECONDS if value is None else value
 
 
 def _precision(recipe: Recipe, device: Device) -> tuple[dict, list[str]]:
@@ -197,14 +235,20 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
     flags, prec_problems = _precision(recipe, device)
     problems += prec_problems
     world = nproc * layout.nnodes
-    if training.get("negatives_cross_device") and world == 1:
+    notes = []
+    one_process_asked = "launch.nproc_per_node" in recipe.origins and launch.get("nproc_per_node") == 1
+    if training.get("negatives_cross_device") and world == 1 and one_process_asked:
+        # the one rule for "one process" (run_docker_training.sh single/cpu, bgeft k8s on one GPU pass
+        # launch.nproc_per_node=1): cross-device negatives need several processes, so they go off
+        training["negatives_cross_device"] = False
+        notes.append("one process (launch.nproc_per_node=1 given): training.negatives_cross_device switched off")
+    elif training.get("negatives_cross_device") and world == 1:
         problems.append("training.negatives_cross_device needs more than one process, and this launch has one; "
                         "set it to false or run on several GPUs/NPUs/nodes")
     if problems:
         raise UserError(f"{len(problems)} problem(s) launching {recipe.path} on this machine:\n  "
                         + "\n  ".join(problems))
     training.update(flags)
-    notes = []
     extra_env: dict[str, str] = {}
     if device.kind == "cpu":
         training["use_cpu"] = True
@@ -221,8 +265,10 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
         training["resume_from_checkpoint"] = str(resume_from)
         notes.append(f"resuming from {resume_from}")
     extra_env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    notes += eval_section.plan_notes(recipe, world)
     clean, secret_env = split_secrets({"model": recipe.section("model"), "training": training})
-    args = to_argv(clean["model"]) + to_argv(recipe.section("data")) + to_argv(clean["training"])
+    args = (eval_section.worker_args(recipe) + to_argv(clean["model"]) + to_argv(recipe.section("data"))
+            + to_argv(clean["training"]))
     python = python or sys.executable
     task = recipe.data["task"]
     if world == 1 and not launch.get("deepspeed"):
@@ -235,4 +281,10 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
         else:
             argv += ["--standalone"]
         argv += ["-m", "bgeft.worker", task, *args]
+        # torchrun SIGKILLs its workers 30 s after a SIGTERM unless told otherwise (torch 2.13:
+        # torch/distributed/launcher/api.py reads TORCH_ELASTIC_SHUTDOWN_TIMEOUT): give them the grace
+        # period, less a margin for the agent itself to exit before the runtime's SIGKILL.
+        grace = stop_grace_seconds(env)
+        extra_env.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT",
+                             env.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT") or str(max(grace - 30, grace // 2)))
     return Plan(argv, extra_env, Path(training["output_dir"]), nproc, layout, device, task, notes, secret_env)

@@ -13,12 +13,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import eval_section
 from .errors import UserError
 from .schema import SECTIONS, load_schema, section_fields
 from .tasks import TASKS
 from .yamlfile import parse_value, read_yaml, short
 
-TOP_KEYS = ("task", "launch", *SECTIONS)
+TOP_KEYS = ("task", "launch", *SECTIONS, "eval")
 LAUNCH_FIELDS = {
     "nproc_per_node": "int or 'auto' (all visible GPUs/NPUs; 1 on CPU)",
     "nnodes": "int (usually left to the NNODES environment variable)",
@@ -28,7 +29,7 @@ LAUNCH_FIELDS = {
 }
 # Keys that always hold paths, and keys that hold a path or a hub id (resolved only when path-like).
 PATH_KEYS = {("launch", "deepspeed"), ("data", "train_data"), ("data", "cache_path"),
-             ("training", "output_dir"), ("training", "logging_dir"), ("model", "cache_dir")}
+             ("training", "output_dir"), ("training", "logging_dir"), ("model", "cache_dir"), ("eval", "data")}
 MAYBE_PATH_KEYS = {("model", "model_name_or_path"), ("model", "tokenizer_name"), ("model", "config_name"),
                    ("model", "peft_model_path"), ("model", "from_peft")}
 # Set by bgeft itself (device detection, --resume); a recipe setting them would be silently fought.
@@ -245,6 +246,7 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
             if spec["required"] and key not in section:
                 err(f"{sec}.{key}", f"missing (required by {schema['tasks'][task][sec].split(':')[1]})")
     errors += _semantic(out)
+    errors += eval_section.check(out)  # the eval: section and the training keys it works with
     return out, errors
 
 

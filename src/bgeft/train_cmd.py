@@ -90,13 +90,20 @@ def cmd_train(args) -> int:
         plan.notes.append("--resume: no checkpoint in output_dir yet, starting fresh")
     secrets = secret_values(recipe.data)
     print(mask(plan.render(), secrets), flush=True)
-    write_manifest(plan, recipe.data, recipe.path)
-    code = execute(plan, secrets=secrets)
+    # Several nodes share output_dir: node rank 0 writes the manifest, every node its own log.
+    rank = plan.layout.node_rank
+    if rank == 0:
+        write_manifest(plan, recipe.data, recipe.path)
+    log_name = "train.log" if rank == 0 else f"train.node{rank}.log"
+    code = execute(plan, log_name=log_name, secrets=secrets)
     if code != 0:
         what = {130: "was interrupted (Ctrl-C)", 143: "was stopped (SIGTERM)"}.get(code, f"exited with code {code}")
-        print(f"bgeft: training {what}; full log: {plan.output_dir / 'train.log'}"
+        print(f"bgeft: training {what}; full log: {plan.output_dir / log_name}"
               + ("; continue with --resume" if code in (130, 143) else ""), file=sys.stderr)
         return code
+    if rank != 0:
+        print(f"bgeft: node {rank} done; node 0 writes the model card into {plan.output_dir}")
+        return 0
     from .artifacts import write_model_card, write_sentence_transformers_config
 
     if recipe.task.name in ("embedder.m3", "embedder.base"):

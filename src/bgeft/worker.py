@@ -134,10 +134,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from transformers import HfArgumentParser
 
+    from .eval_section import pop_worker_args
     from .tasks import TASKS
 
     _die_with_parent()
     task = TASKS[argv[0]]
+    eval_cfg, argv = pop_worker_args(argv)
     parser = HfArgumentParser(task.dataclasses())
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv[1:])
     _restore_secrets(model_args, training_args)
@@ -146,7 +148,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, flag.handler)
     signal.signal(signal.SIGINT, flag.handler)
 
+    if eval_cfg:  # the recipe's eval: section (bgeft.eval.trainer_hook)
+        from .eval.trainer_hook import hold_eval_strategy, install
+        held = hold_eval_strategy(training_args)
     runner = task.runner_class()(model_args=model_args, data_args=data_args, training_args=training_args)
+    if eval_cfg:
+        install(runner, task.name, eval_cfg, held,
+                _restore_encoder_checkpoint if task.name in ENCODER_TASKS else None)
     runner.trainer.add_callback(_callback(flag))
     resume = training_args.resume_from_checkpoint
     if resume and task.name in ENCODER_TASKS and not training_args.deepspeed:

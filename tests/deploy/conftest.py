@@ -3,10 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.tools import OVERLAYS, REPO, render
+from tests.deploy.tools import OVERLAYS, REPO, STORAGE, render
 
 
 @pytest.fixture(scope="session")
 def rendered() -> dict[str, list[dict]]:
     """{overlay name: rendered documents} for every overlay in k8s/overlays."""
     return {name: render(REPO / "k8s" / "overlays" / name) for name in OVERLAYS}
+
+
+@pytest.fixture(scope="session")
+def stored() -> dict[str, list[dict]]:
+    """{overlay name: rendered documents} of k8s/storage/<overlay> (namespace, NetworkPolicy, PVCs)."""
+    return {name: render(REPO / "k8s" / "storage" / name) for name in STORAGE}

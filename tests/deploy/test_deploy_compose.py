@@ -6,11 +6,13 @@ import pytest
 
 from tests.deploy.tools import REPO, cuda_tag, load_yaml, npu_tag, run, tool
 
+NO_CREATE = {"create_host_path": False}
 SHARED_VOLUMES = [
-    "./data:/workspace/data:ro",
-    "./custom_data:/workspace/custom_data:ro",
-    "./outputs:/workspace/outputs",
-    "./cache:/cache",
+    {"type": "bind", "source": "./data", "target": "/workspace/data", "read_only": True, "bind": NO_CREATE},
+    {"type": "bind", "source": "./custom_data", "target": "/workspace/custom_data", "read_only": True,
+     "bind": NO_CREATE},
+    {"type": "bind", "source": "./outputs", "target": "/workspace/outputs", "bind": NO_CREATE},
+    {"type": "bind", "source": "./cache", "target": "/cache", "bind": NO_CREATE},
 ]
 
 
@@ -65,8 +67,10 @@ def test_npu_service(compose):
     assert svc["volumes"][4:] == [
         "/usr/local/Ascend/driver:/usr/local/Ascend/driver:ro",
         "/usr/local/dcmi:/usr/local/dcmi:ro",
-        "/usr/local/bin/npu-smi:/usr/local/bin/npu-smi:ro",
-        "/etc/ascend_install.info:/etc/ascend_install.info:ro",
+        {"type": "bind", "source": "/usr/local/bin/npu-smi", "target": "/usr/local/bin/npu-smi", "read_only": True,
+         "bind": NO_CREATE},
+        {"type": "bind", "source": "/etc/ascend_install.info", "target": "/etc/ascend_install.info",
+         "read_only": True, "bind": NO_CREATE},
     ]
     assert svc["group_add"] == ["${ASCEND_GID:-1000}"]
     assert "ASCEND_RT_VISIBLE_DEVICES" in svc["environment"]
@@ -80,7 +84,8 @@ def _common(svc):
     assert svc["working_dir"] == "/workspace"
     assert svc["init"] is True
     assert svc["ipc"] == "host"
-    assert svc["stop_grace_period"] == "10m"
+    assert svc["stop_grace_period"] == "${BGEFT_STOP_GRACE_SECONDS:-900}s"
+    assert "BGEFT_STOP_GRACE_SECONDS" in svc["environment"]
     assert svc["ulimits"] == {"memlock": -1, "stack": 67108864}
     assert {"HF_TOKEN", "HF_ENDPOINT"} <= set(svc["environment"])
 
@@ -90,10 +95,24 @@ def test_tensorboard_service(compose):
     assert svc["image"] == cuda_tag()
     assert svc["command"][:3] == ["tensorboard", "--logdir", "/workspace/outputs"]
     assert svc["ports"] == ["127.0.0.1:6006:6006"]
-    assert svc["volumes"] == ["./outputs:/workspace/outputs:ro"]
+    assert svc["volumes"] == [{"type": "bind", "source": "./outputs", "target": "/workspace/outputs",
+                               "read_only": True, "bind": NO_CREATE}]
 
 
 def test_anchor_shares_one_block():
     text = (REPO / "docker-compose.yml").read_text()
     assert text.count("&bgeft-common") == 1
     assert text.count("<<: *bgeft-common") == 2
+
+
+def test_nothing_is_pulled_and_no_host_path_is_created(compose):
+    """Issue 10 item 17: every service builds its local tag (none can pull docker.io/library/bgeft), and no
+    bind mount lets Docker create a missing host path (as root, and a directory where a file belongs)."""
+    for name, svc in compose["services"].items():
+        assert svc["build"]["context"] == ".", name
+        assert svc.get("pull_policy") in (None, "build", "never"), name
+        for volume in svc["volumes"]:
+            if isinstance(volume, dict):
+                assert volume["bind"] == NO_CREATE, (name, volume)
+            else:   # short syntax only for directories the Ascend driver installer always creates
+                assert volume.split(":")[0] in ("/usr/local/Ascend/driver", "/usr/local/dcmi"), (name, volume)

@@ -14,9 +14,16 @@ from tests.deploy.tools import (OVERLAYS, REPO, cuda_tag, load_yaml, npu_tag, po
 
 PYTORCHJOB_SCHEMA = REPO / "tests" / "deploy" / "schemas" / "pytorchjob-v1.json"
 ACCELERATOR = {"single-gpu": ("nvidia.com/gpu", 1), "multi-node": ("nvidia.com/gpu", 8),
-               "multi-node-pytorchjob": ("nvidia.com/gpu", 8), "npu": ("huawei.com/Ascend910", 8)}
+               "multi-node-pytorchjob": ("nvidia.com/gpu", 8), "npu": ("huawei.com/Ascend910", 8),
+               "multi-node-rdma": ("nvidia.com/gpu", 8)}
+SHARED = {"multi-node", "multi-node-pytorchjob", "multi-node-rdma"}
 # test ids "k8s-<overlay>": a bare "npu" id would be taken for the npu device marker
 IDS = [f"k8s-{name}" for name in OVERLAYS]
+
+
+def w_name(overlay: str) -> str:
+    return {"single-gpu": "bgeft-single-gpu", "npu": "bgeft-npu", "multi-node-pytorchjob": "bgeft-pytorchjob"}.get(
+        overlay, "bgeft-multi-node")
 
 
 def _workloads(docs):
@@ -27,15 +34,20 @@ def _kinds(docs):
     return sorted(d["kind"] for d in docs)
 
 
-def test_overlay_contents(rendered):
-    base = ["ConfigMap", "Namespace", "NetworkPolicy", "PersistentVolumeClaim",
-            "PersistentVolumeClaim", "PersistentVolumeClaim"]
-    assert _kinds(rendered["single-gpu"]) == sorted(base + ["Job"])
-    assert _kinds(rendered["multi-node"]) == sorted(base + ["ConfigMap", "Job", "Service"])
-    assert _kinds(rendered["multi-node-pytorchjob"]) == sorted(base + ["PyTorchJob"])
-    assert _kinds(rendered["npu"]) == sorted(base + ["Job"])
-    for docs in rendered.values():
-        assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {"bgeft"}
+def test_overlay_contents(rendered, stored):
+    """Job overlays hold only what the job owns; namespace, NetworkPolicy and PVCs are in k8s/storage
+    (item 7: `kubectl delete -k k8s/overlays/X` never deletes the namespace or the checkpoints)."""
+    assert _kinds(rendered["single-gpu"]) == ["ConfigMap", "Job"]
+    assert _kinds(rendered["multi-node"]) == ["ConfigMap", "ConfigMap", "Job", "Service"]
+    assert _kinds(rendered["multi-node-rdma"]) == ["ConfigMap", "ConfigMap", "Job", "Service"]
+    assert _kinds(rendered["multi-node-pytorchjob"]) == ["ConfigMap", "PyTorchJob"]
+    assert _kinds(rendered["npu"]) == ["ConfigMap", "Job"]
+    for overlay, docs in stored.items():
+        assert _kinds(docs) == ["Namespace", "NetworkPolicy", "PersistentVolumeClaim", "PersistentVolumeClaim",
+                                "PersistentVolumeClaim"], overlay
+        (ns,) = [d["metadata"]["name"] for d in docs if d["kind"] == "Namespace"]
+        assert {d["metadata"].get("namespace") for d in docs if d["kind"] != "Namespace"} == {ns}
+        assert {d["metadata"]["namespace"] for d in rendered[overlay]} == {ns}
 
 
 def _validate(tmp_path, name, docs):
@@ -47,8 +59,8 @@ def _validate(tmp_path, name, docs):
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS, ids=IDS)
-def test_schema_valid(rendered, overlay, tmp_path):
-    docs = rendered[overlay]
+def test_schema_valid(rendered, stored, overlay, tmp_path):
+    docs = rendered[overlay] + stored[overlay]
     core = [d for d in docs if d["kind"] != "PyTorchJob"]
     _validate(tmp_path, overlay, core)
     for doc in docs:
@@ -100,7 +112,10 @@ def test_every_pod_is_hardened_and_resumable(rendered, overlay):
         (container,) = spec["containers"]
         assert container["securityContext"] == {
             "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]}}
+            "capabilities": {"drop": ["ALL"], **({"add": ["IPC_LOCK"]} if overlay == "multi-node-rdma" else {})}}
+        assert container["imagePullPolicy"] == "IfNotPresent"   # item 12: never Always for a local tag
+        assert {"name": "BGEFT_STOP_GRACE_SECONDS", "value": str(spec["terminationGracePeriodSeconds"])} \
+            in container["env"]
         # the image's entrypoint must run (it sources CANN's env): args only, never command
         assert "command" not in container
         args = container["args"]
@@ -109,6 +124,7 @@ def test_every_pod_is_hardened_and_resumable(rendered, overlay):
         res = container["resources"]
         assert res["requests"] == res["limits"], label
         assert res["limits"][resource] == count
+        assert tpl["metadata"]["labels"]["app.kubernetes.io/instance"] == w_name(overlay)
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in spec["volumes"]}
         shm = volumes[mounts["/dev/shm"]["name"]]["emptyDir"]
@@ -118,8 +134,9 @@ def test_every_pod_is_hardened_and_resumable(rendered, overlay):
         assert mounts["/workspace/data"]["readOnly"] is True
         claims = {m: volumes[mounts[m]["name"]]["persistentVolumeClaim"]["claimName"]
                   for m in ("/workspace/data", "/workspace/outputs", "/cache")}
-        assert claims == {"/workspace/data": "bgeft-data", "/workspace/outputs": "bgeft-outputs",
-                          "/cache": "bgeft-cache"}
+        prefix = "bgeft-shared" if overlay in SHARED else "bgeft"
+        assert claims == {"/workspace/data": f"{prefix}-data", "/workspace/outputs": f"{prefix}-outputs",
+                          "/cache": f"{prefix}-cache"}
         for path in ("/tmp", "/home/bgeft"):  # writable places on a read-only root filesystem
             assert "emptyDir" in volumes[mounts[path]["name"]]
 
@@ -132,25 +149,27 @@ def test_npu_pod_mounts_the_driver_read_only(rendered):
     assert driver["readOnly"] is True
     assert volumes[driver["name"]]["hostPath"] == {"path": "/usr/local/Ascend/driver", "type": "Directory"}
     assert tpl["spec"]["securityContext"]["supplementalGroups"] == [1000]
-    ns = next(d for d in rendered["npu"] if d["kind"] == "Namespace")
-    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
-    for overlay in ("single-gpu", "multi-node", "multi-node-pytorchjob"):
-        ns = next(d for d in rendered[overlay] if d["kind"] == "Namespace")
-        assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def _pvc_modes(docs):
     return {d["metadata"]["name"]: d["spec"]["accessModes"] for d in docs if d["kind"] == "PersistentVolumeClaim"}
 
 
-def test_storage_shared_across_nodes(rendered):
-    assert set(map(tuple, _pvc_modes(rendered["single-gpu"]).values())) == {("ReadWriteOnce",)}
-    for overlay in ("multi-node", "multi-node-pytorchjob"):
-        assert set(map(tuple, _pvc_modes(rendered[overlay]).values())) == {("ReadWriteMany",)}
+def test_storage_shared_across_nodes_under_other_names(stored):
+    """Item 7: a PVC's access modes are immutable, so ReadWriteOnce and ReadWriteMany claims never share
+    a name (even if two storage kustomizations were pointed at one namespace)."""
+    rwo, rwx = {}, {}
+    for overlay, docs in stored.items():
+        modes = _pvc_modes(docs)
+        (rwx if overlay in SHARED else rwo).update(modes)
+        assert set(map(tuple, modes.values())) == {("ReadWriteMany",) if overlay in SHARED else ("ReadWriteOnce",)}
+    assert set(rwo) == {"bgeft-data", "bgeft-outputs", "bgeft-cache"}
+    assert set(rwx) == {"bgeft-shared-data", "bgeft-shared-outputs", "bgeft-shared-cache"}
 
 
 def _layout(docs):
-    cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("bgeft-layout-"))
+    cm = next(d for d in docs if d["kind"] == "ConfigMap"
+              and d["metadata"]["name"].startswith("bgeft-multi-node-layout-"))
     return cm
 
 
@@ -202,6 +221,7 @@ def test_image_edit_reaches_every_pod(tmp_path):
     shutil.copytree(REPO / "k8s", tmp_path / "k8s")
     for overlay in ("multi-node-pytorchjob", "npu"):
         kfile = tmp_path / "k8s" / "overlays" / overlay / "kustomization.yaml"
+        assert kfile.read_text().count("newName: bgeft ") == 1
         kfile.write_text(kfile.read_text().replace("newName: bgeft ", "newName: registry.example.com/ml/bgeft "))
         docs = render(kfile.parent)
         images = {tpl["spec"]["containers"][0]["image"] for w in _workloads(docs) for _, tpl in pod_templates(w)}

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.tools import REPO, cuda_tag, npu_tag, render
+from tests.deploy.tools import REPO, cuda_tag, npu_tag, project_version, render
 
 FAKE_DOCKER = f"""#!{sys.executable}
 import json, os, sys
@@ -30,7 +30,15 @@ if args[:1] == ["info"]:
     print(os.environ.get("FAKE_DOCKER_RUNTIMES", '{{"nvidia":{{}},"runc":{{}}}}'))
 elif args[:2] == ["image", "inspect"]:
     sys.exit(0 if args[2] in os.environ.get("FAKE_DOCKER_IMAGES", args[2]).split(",") else 1)
+elif args[:3] == ["buildx", "imagetools", "inspect"]:
+    if not os.environ.get("FAKE_DOCKER_DIGEST"):
+        sys.exit("ERROR: failed to resolve: no registry")
+    print(json.dumps({{"mediaType": "application/vnd.oci.image.index.v1+json",
+                      "digest": os.environ["FAKE_DOCKER_DIGEST"], "size": 1}}))
+elif args[:2] == ["manifest", "inspect"]:
+    sys.exit("no such manifest")
 """
+FAKE_DIGEST = "sha256:" + "ab" * 32
 FAKE_GETENT = """#!/usr/bin/env bash
 [[ -n "${FAKE_HWHIAI_GID:-}" && "$1 $2" == "group HwHiAiUser" ]] || exit 2
 echo "HwHiAiUser:x:${FAKE_HWHIAI_GID}:"
@@ -46,6 +54,7 @@ def env(tmp_path):
     """A copy of the launch files in a directory with a space, and a PATH with fake tools."""
     root = tmp_path / "bgeft repo"
     for rel in ["run_docker_training.sh", "scripts/docker_common.sh", "scripts/docker_quick_start.sh",
+                "scripts/docker_base.sh", "docker/base-images.lock",
                 "pyproject.toml", "Dockerfile", "Dockerfile.npu", "requirements/npu.txt",
                 "recipes/bge-m3_unified.yaml", "recipes/demo_cpu_m3.yaml"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -57,7 +66,8 @@ def env(tmp_path):
         (bin_dir / name).chmod(0o755)
     log = tmp_path / "docker.log"
     return {"root": root, "bin": bin_dir, "log": log, "tmp": tmp_path,
-            "env": {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DOCKER_LOG": str(log), "HOME": str(tmp_path)}}
+            "env": {"PATH": f"{bin_dir}:/usr/bin:/bin", "FAKE_DOCKER_LOG": str(log), "HOME": str(tmp_path),
+                    "FAKE_DOCKER_DIGEST": FAKE_DIGEST, "SOURCE_DATE_EPOCH": "1700000000"}}
 
 
 def launch(env, *args, script="run_docker_training.sh", cwd=None, **extra_env):
@@ -77,9 +87,9 @@ def runs(env) -> list[list[str]]:
 
 
 def base(root: Path) -> list[str]:
-    return ["docker", "run", "--rm", "--init", "--ipc=host", "--ulimit", "memlock=-1", "--ulimit",
-            "stack=67108864", "--user", _user(), "--workdir", "/workspace",
-            "-e", "HF_TOKEN", "-e", "HF_ENDPOINT", "-e", "HF_HUB_OFFLINE",
+    return ["docker", "run", "--rm", "--init", "--stop-timeout", "900", "--ipc=host", "--ulimit", "memlock=-1",
+            "--ulimit", "stack=67108864", "--user", _user(), "--workdir", "/workspace",
+            "-e", "HF_TOKEN", "-e", "HF_ENDPOINT", "-e", "HF_HUB_OFFLINE", "-e", "BGEFT_STOP_GRACE_SECONDS=900",
             "-v", f"{root}/data:/workspace/data:ro", "-v", f"{root}/custom_data:/workspace/custom_data:ro",
             "-v", f"{root}/outputs:/workspace/outputs", "-v", f"{root}/cache:/cache"]
 
@@ -89,14 +99,14 @@ def test_multi_dry_run_prints_the_exact_command(env):
     res = launch(env, "multi", "--dry-run", "--", "training.learning_rate=5e-6", "--resume")
     assert res.returncode == 0, res.stderr
     expected = base(root) + [
-        "--gpus", "all", "-v", f"{root}/recipes:/workspace/custom_recipes:ro", cuda_tag(),
+        "--gpus", "all", "-v", f"{root}/recipes:/workspace/custom_recipes:ro", "--", cuda_tag(),
         "bgeft", "train", "/workspace/custom_recipes/bge-m3_unified.yaml", "launch.nproc_per_node=auto",
         "training.learning_rate=5e-6", "--resume"]
     (line,) = res.stdout.splitlines()
     assert shlex.split(line) == expected
     assert f"'-v' '{root}/data" not in line and f"'{root}/data:/workspace/data:ro'" in line
     # dry-run only asked docker questions; it created nothing
-    assert runs(env) == [] and ["image", "inspect", cuda_tag()] in calls(env)
+    assert runs(env) == [] and ["image", "inspect", "--", cuda_tag()] in calls(env)
     assert not (root / "outputs").exists()
     assert "would create" in res.stderr
 
@@ -122,20 +132,21 @@ def test_single_with_a_recipe_path_with_spaces(env):
     (run,) = runs(env)
     root = env["root"]
     assert ["docker", *run] == base(root) + [
-        "--gpus", '"device=3"', "-v", f"{recipe_dir}:/workspace/custom_recipes:ro", cuda_tag(),
+        "--gpus", '"device=3"', "-v", f"{recipe_dir}:/workspace/custom_recipes:ro", "--", cuda_tag(),
         "bgeft", "train", "/workspace/custom_recipes/book run.yaml", "launch.nproc_per_node=1",
         "training.num_train_epochs=1"]
     assert shlex.split(dry.stdout) == ["docker", *run]
     assert "'/workspace/custom_recipes/book run.yaml'" in dry.stdout
 
 
-def test_one_process_switches_off_cross_device_negatives(env):
-    """bge-m3_unified asks for negatives_cross_device, which needs more than one process."""
+def test_one_process_asks_bgeft_not_grep(env):
+    """bge-m3_unified asks for negatives_cross_device, which needs more than one process: the launcher
+    only says "one process" (launch.nproc_per_node=1) and bgeft's launch plan switches the rest off;
+    the launcher reads no recipe YAML (issue 12)."""
     single = shlex.split(launch(env, "single", "--dry-run", "--", "--overwrite").stdout)
-    assert single[-4:] == ["/workspace/custom_recipes/bge-m3_unified.yaml", "launch.nproc_per_node=1",
-                           "training.negatives_cross_device=false", "--overwrite"]
-    multi = shlex.split(launch(env, "multi", "--dry-run").stdout)
-    assert "training.negatives_cross_device=false" not in multi
+    assert single[-3:] == ["/workspace/custom_recipes/bge-m3_unified.yaml", "launch.nproc_per_node=1", "--overwrite"]
+    assert not any("negatives_cross_device" in w for w in single)
+    assert "negatives_cross_device" not in (REPO / "run_docker_training.sh").read_text()
 
 
 def test_recipe_inside_the_image(env):
@@ -179,7 +190,7 @@ def test_npu_mode(env):
         "-v", f"{host}/usr/local/bin/npu-smi:/usr/local/bin/npu-smi:ro",
         "-v", f"{host}/etc/ascend_install.info:/etc/ascend_install.info:ro",
         "--group-add", "1001", "-e", "ASCEND_RT_VISIBLE_DEVICES=0,1",
-        "-v", f"{root}/recipes:/workspace/custom_recipes:ro", npu_tag(),
+        "-v", f"{root}/recipes:/workspace/custom_recipes:ro", "--", npu_tag(),
         "bgeft", "train", "/workspace/custom_recipes/bge-m3_unified.yaml", "training.learning_rate=2e-5"]
     assert ["docker", *run] == expected
     assert "--gpus" not in run
@@ -204,48 +215,85 @@ def test_cpu_mode_needs_no_accelerator(env):
     res = launch(env, "cpu", "--recipe", "recipes/demo_cpu_m3.yaml", FAKE_DOCKER_RUNTIMES='{"runc":{}}')
     assert res.returncode == 0, res.stderr
     (run,) = runs(env)
-    assert ["docker", *run] == base(env["root"]) + [
-        "-v", f"{env['root']}/recipes:/workspace/custom_recipes:ro", cuda_tag(),
+    assert ["docker", *run] == base(env["root"]) + ["-e", "NVIDIA_VISIBLE_DEVICES=void",
+        "-v", f"{env['root']}/recipes:/workspace/custom_recipes:ro", "--", cuda_tag(),
         "bgeft", "train", "/workspace/custom_recipes/demo_cpu_m3.yaml", "launch.nproc_per_node=1"]
+
+
+def build_argv(root: Path, dockerfile: str, tag: str) -> list[str]:
+    """The build the launcher runs: FROM the base pinned by digest, with the OCI label facts."""
+    base_tag = re.search(r"^ARG BASE_IMAGE=(.+)$", (root / dockerfile).read_text(), re.M)[1]
+    return ["build", "--file", f"{root}/{dockerfile}", "--tag", tag,
+            "--build-arg", f"BASE_IMAGE={base_tag}@{FAKE_DIGEST}", "--build-arg", f"BASE_DIGEST={FAKE_DIGEST}",
+            "--build-arg", f"BGEFT_VERSION={project_version()}", "--build-arg", "BGEFT_REVISION=unknown",
+            "--build-arg", "BGEFT_SOURCE=unknown", "--build-arg", "BGEFT_CREATED=2023-11-14T22:13:20Z", str(root)]
 
 
 def test_build_modes(env):
     root = env["root"]
     assert launch(env, "build").returncode == 0
     assert launch(env, "build", "--npu").returncode == 0
-    assert runs(env) == [
-        ["build", "--file", f"{root}/Dockerfile", "--tag", cuda_tag(), str(root)],
-        ["build", "--file", f"{root}/Dockerfile.npu", "--tag", npu_tag(), str(root)]]
+    assert runs(env) == [build_argv(root, "Dockerfile", cuda_tag()), build_argv(root, "Dockerfile.npu", npu_tag())]
+
+
+def test_shell_runs_a_command_without_terminal_and_cpu_needs_no_gpu(env):
+    res = launch(env, "shell", "--cpu", "--", "bgeft", "env", FAKE_DOCKER_RUNTIMES='{"runc":{}}')
+    assert res.returncode == 0, res.stderr
+    run = runs(env)[-1]
+    assert ["docker", *run] == base(env["root"]) + ["-e", "NVIDIA_VISIBLE_DEVICES=void", "--", cuda_tag(), "bgeft", "env"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("cpu", "--cpu"), "--cpu is for shell; to train on the CPU use the cpu mode"),
+    (("shell", "--cpu", "--npu"), "--cpu and --npu cannot be used together"),
+], ids=["cpu-flag-on-train-mode", "cpu-and-npu"])
+def test_cpu_flag_errors(env, args, message):
+    res = launch(env, *args)
+    assert res.returncode == 2, res.stderr
+    assert message in res.stderr
+    assert runs(env) == []
 
 
 def test_missing_image_is_built_first(env):
     dry = launch(env, "shell", "--dry-run", FAKE_DOCKER_IMAGES="other:1")
     assert dry.returncode == 0, dry.stderr
     build, run = dry.stdout.splitlines()
-    assert shlex.split(build) == ["docker", "build", "--file", f"{env['root']}/Dockerfile", "--tag",
-                                  cuda_tag(), str(env["root"])]
-    assert shlex.split(run) == base(env["root"]) + ["--gpus", "all", "-it", cuda_tag(), "bash"]
+    assert shlex.split(build) == ["docker", *build_argv(env["root"], "Dockerfile", cuda_tag())]
+    assert shlex.split(run) == base(env["root"]) + ["--gpus", "all", "-it", "--", cuda_tag(), "bash"]
     assert f"image {cuda_tag()} not found locally: building it first" in dry.stderr
 
 
 @pytest.mark.parametrize("args, extra, message, code", [
-    (("multi",), {"PATH": "/usr/bin:/bin"}, "docker not found on PATH: install Docker Engine", 1),
+    (("multi",), {"PATH": "NO_DOCKER"}, "docker not found on PATH: install Docker Engine", 1),
     (("multi",), {"FAKE_DOCKER_DAEMON": "down"}, "cannot talk to the Docker daemon", 1),
     (("multi",), {"FAKE_DOCKER_RUNTIMES": '{"runc":{}}'}, "the NVIDIA Container Toolkit is missing", 1),
     ((), {}, "usage: run_docker_training.sh [single|multi|npu|cpu|shell|build]", 2),
     (("train",), {}, "unknown mode 'train': use single, multi, npu, cpu, shell or build", 2),
     (("single", "--gpus", "0,1"), {}, "single trains on one GPU; use 'multi --gpus 0,1' for several", 2),
     (("multi", "--gpus", "all"), {}, "--gpus 'all': use device ids like 0 or 0,1,3", 2),
-    (("multi", "training.lr=1"), {}, "unknown argument 'training.lr=1' (arguments for bgeft train or bgeft pipeline run go after --)", 2),
+    (("multi", "training.lr=1"), {}, "unknown argument 'training.lr=1' after mode 'multi' (arguments for bgeft train or bgeft pipeline run go after --)", 2),
     (("multi", "--recipe", "/nowhere/x.yaml"), {}, "recipe '/nowhere/x.yaml' not found on this host", 1),
     (("shell",), {}, "shell needs an interactive terminal", 1),
 ], ids=["no-docker", "daemon-down", "no-nvidia", "no-mode", "bad-mode", "single-many", "bad-gpus",
         "override-before-dashes", "missing-recipe", "shell-no-tty"])
 def test_errors(env, args, extra, message, code):
+    if extra.get("PATH") == "NO_DOCKER":
+        extra = {"PATH": str(no_docker_path(env))}
     res = launch(env, *args, **extra)
     assert res.returncode == code, res.stderr
     assert message in res.stderr
     assert runs(env) == []
+
+
+def no_docker_path(env) -> Path:
+    """A PATH directory with the system's tools but no docker (this machine may have one installed)."""
+    bin_dir = env["tmp"] / "no-docker-bin"
+    bin_dir.mkdir(exist_ok=True)
+    for folder in ("/usr/local/bin", "/usr/bin", "/bin"):
+        for tool in Path(folder).iterdir():
+            if tool.name != "docker" and not (bin_dir / tool.name).exists():
+                (bin_dir / tool.name).symlink_to(tool)
+    return bin_dir
 
 
 def test_menu_on_a_terminal(env):
@@ -272,11 +320,11 @@ def test_menu_on_a_terminal(env):
     _, status = os.waitpid(pid, 0)
     text = out.decode()
     assert os.waitstatus_to_exitcode(status) == 0, text
-    assert "1) single: train on one GPU" in text and "6) quit" in text
+    assert "1) single: train on one GPU" in text and "4) cpu: train on the CPU" in text and "7) quit" in text
     command = next(line for line in text.splitlines() if line.startswith("docker run"))
     words = shlex.split(command)
     assert words[words.index("--gpus") + 1] == "all"
-    assert words[words.index(cuda_tag()) - 1] == "-it"   # interactive on a terminal
+    assert words[words.index(cuda_tag()) - 2:words.index(cuda_tag())] == ["-it", "--"]   # interactive on a terminal
     assert "launch.nproc_per_node=auto" in words
 
 
@@ -287,10 +335,11 @@ def test_quick_start(env):
     res = launch(env, script="scripts/docker_quick_start.sh")
     assert res.returncode == 0, res.stderr
     demo, train = runs(env)
-    assert demo == ["run", "--rm", "--user", _user(), "-v", f"{root}/cache:/cache", cuda_tag(),
+    assert demo == ["run", "--rm", "--user", _user(), "-e", "TORCH_DEVICE_BACKEND_AUTOLOAD=0",
+                    "-v", f"{root}/cache:/cache", "--", cuda_tag(),
                     "bgeft", "demo-model", "/cache/models/minilm-m3"]
-    assert ["docker", *train] == base(root) + [
-        "-v", f"{root}/recipes:/workspace/custom_recipes:ro", cuda_tag(), "bgeft", "train",
+    assert ["docker", *train] == base(root) + ["-e", "NVIDIA_VISIBLE_DEVICES=void",
+        "-v", f"{root}/recipes:/workspace/custom_recipes:ro", "--", cuda_tag(), "bgeft", "train",
         "/workspace/custom_recipes/demo_cpu_m3.yaml", "launch.nproc_per_node=1",
         "model.model_name_or_path=/cache/models/minilm-m3", "training.output_dir=/workspace/outputs/demo",
         "--overwrite"]
@@ -321,7 +370,7 @@ def test_single_with_a_pipeline_path_with_spaces(env):
     assert dry.returncode == 0, dry.stderr
     root = env["root"]
     expected = base(root) + [
-        "--gpus", '"device=0"', "-v", f"{pipe_dir}:/workspace/custom_pipelines:ro", cuda_tag(),
+        "--gpus", '"device=0"', "-v", f"{pipe_dir}:/workspace/custom_pipelines:ro", "--", cuda_tag(),
         "bgeft", "pipeline", "run", "/workspace/custom_pipelines/p.yaml", "work_dir=/workspace/outputs/x"]
     (line,) = dry.stdout.splitlines()
     assert shlex.split(line) == expected
@@ -349,7 +398,8 @@ def test_pipeline_work_dir_lands_in_outputs(env):
     assert res.returncode == 0, res.stderr
     words = shlex.split(res.stdout)
     assert words[-7:] == [cuda_tag(), "bgeft", "pipeline", "run", "demo_cpu", "--from", "mine"]
-    assert words[words.index(cuda_tag()) - 1] == f"{env['root']}/cache:/cache"   # no pipeline mount, no --gpus
+    at = words.index(cuda_tag())   # no pipeline mount, no --gpus
+    assert words[at - 4:at] == [f"{env['root']}/cache:/cache", "-e", "NVIDIA_VISIBLE_DEVICES=void", "--"]
     assert "'demo_cpu' is not a file here; using it as a path inside the image (/workspace/demo_cpu) " \
            "or a shipped pipeline's name" in res.stderr
 

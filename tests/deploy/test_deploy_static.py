@@ -31,7 +31,7 @@ def test_every_script_is_covered_and_executable():
     names = {p.name for p in SHELL_SCRIPTS}
     assert {"run_docker_training.sh", "entrypoint.sh", "docker_quick_start.sh", "docker_common.sh"} <= names
     for path in SHELL_SCRIPTS:
-        if path.name != "docker_common.sh":  # sourced, not run
+        if path.name not in ("docker_common.sh", "docker_base.sh"):  # sourced, not run
             assert path.stat().st_mode & 0o111, f"{path} is not executable"
         assert path.read_text().startswith("#!/usr/bin/env bash\n"), path
 
@@ -62,11 +62,11 @@ def _as_job(name: str, template: dict) -> dict:
             "spec": {"template": copy.deepcopy(template)}}
 
 
-def test_checkov_no_failures(rendered, tmp_path):
+def test_checkov_no_failures(rendered, stored, tmp_path):
     skips = _skips_with_reasons()
-    assert len(skips) <= 3
+    assert len(skips) <= 4   # each one argued in checkov.yaml; no more without a reason there
     for name in OVERLAYS:
-        docs = list(rendered[name])
+        docs = list(rendered[name]) + list(stored[name])
         docs += [_as_job(label, tpl) for d in rendered[name] if d["kind"] == "PyTorchJob"
                  for label, tpl in pod_templates(d)]
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(docs))

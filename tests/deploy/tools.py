@@ -13,7 +13,9 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-OVERLAYS = ["single-gpu", "multi-node", "multi-node-pytorchjob", "npu"]
+OVERLAYS = ["single-gpu", "multi-node", "multi-node-pytorchjob", "npu", "multi-node-rdma"]
+# every overlay has its storage kustomization (namespace, NetworkPolicy, PVCs) of the same name
+STORAGE = OVERLAYS
 LINT_VENV_BIN = REPO / ".venv-lint" / "bin"
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -43,6 +44,28 @@ def _read_text(path: Path, what: str) -> str:
         line = raw[:exc.start].count(b"\n") + 1
         raise UserError(f"{path}:{line}: {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
                         f"{exc.start}); save it as UTF-8") from None
+
+
+_BRACKETS = re.compile(r"[\[\]{}\n]")
+
+
+def _check_flow_depth(text: str, label: str) -> None:
+    """``[[[[…`` is refused before PyYAML reads it (its scanner and composer slow down, then recurse too
+    deep). Brackets inside quoted strings count too: a real file never opens 64 of them."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth, line = 0, 1
+    for m in _BRACKETS.finditer(text):
+        ch = m.group()
+        if ch == "\n":
+            line += 1
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise UserError(f"{label}:{line}: nested more than {MAX_DEPTH} levels deep; a recipe or pipeline "
+                                "file is a few levels of key: value")
+        else:
+            depth = max(depth - 1, 0)
 
 
 def _check_shape(root, label: str) -> None:
@@ -98,6 +121,7 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> tuple[object,
     path = Path(path)
     label = str(path)
     text = _read_text(path, what)
+    _check_flow_depth(text, label)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
@@ -130,6 +154,7 @@ def parse_value(raw: str, label: str):
     """An override's value (``key=VALUE``) read as YAML under the same bounds; plain text when not YAML."""
     if not raw.strip():
         return raw
+    _check_flow_depth(raw, label)
     loader = yaml.SafeLoader(raw)
     try:
         node = loader.get_single_node()

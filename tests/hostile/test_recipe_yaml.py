@@ -40,7 +40,7 @@ def bomb(levels: int = 12) -> str:
 CASES = {
     "alias bomb": (bomb(), r"r.yaml:\d+: YAML aliases \(\*name\) expand to more than 100000 values here \(an alias "
                            r"bomb\?\); write the values out or use fewer aliases"),
-    "100k nested [": ("task: " + "[" * 100_000, r"r.yaml: nested more than 64 levels deep; a recipe or pipeline "
+    "100k nested [": ("task: " + "[" * 100_000, r"r.yaml:1: nested more than 64 levels deep; a recipe or pipeline "
                                                 r"file is a few levels of key: value"),
     "UTF-16": (GOOD.encode("utf-16"), r"r.yaml: recipe is UTF-16 text; save it as UTF-8"),
     "invalid UTF-8": (b"task: embedder.m3\nmodel: {model_name_or_path: caf\xe9}\n",

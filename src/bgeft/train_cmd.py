@@ -70,7 +70,8 @@ def run_inputs(recipe: Recipe) -> list[str]:
 
 def cmd_train(args) -> int:
     from .redaction import mask, secret_values
-    from .runs import execute, prepare_output_dir, record_owned, write_manifest
+    from .runs import execute, prepare_output_dir, write_manifest
+    from .safety import record_owned
 
     device = detect_device()
     recipe, plan = plan_for(args.recipe, args.overrides, device=device)

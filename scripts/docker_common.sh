@@ -119,11 +119,18 @@ user_args() {
 
 # Sets RUN: the docker run words every training container gets (the caller appends to it).
 base_run() {
-    # shellcheck disable=SC2034  # RUN is read by the sourcing script
     # --init (tini) is PID 1 and passes docker stop's SIGTERM on to bgeft, which passes it to the
     # workers; --stop-timeout is how long docker waits before SIGKILL (its default is 10 s).
+    # no-new-privileges: nothing in the container can gain privileges (setuid binaries included)
+    # shellcheck disable=SC2034  # RUN is read by the sourcing script
     RUN=(docker run --rm --init --stop-timeout "$GRACE_SECONDS" --ipc=host --ulimit memlock=-1
-        --ulimit stack=67108864 --user "$(user_args)" --workdir /workspace
+        --ulimit stack=67108864 --security-opt no-new-privileges --user "$(user_args)" --workdir /workspace)
+    # a uid the image does not know joins the image's group (1000), which may write /etc/passwd,
+    # so the entrypoint can give it a user entry and a HOME
+    if [[ "$(user_args)" != 1000:* ]]; then
+        RUN+=(--group-add 1000)
+    fi
+    RUN+=(
         -e HF_TOKEN -e HF_ENDPOINT -e HF_HUB_OFFLINE -e "BGEFT_STOP_GRACE_SECONDS=$GRACE_SECONDS"
         -v "$ROOT/data:/workspace/data:ro"
         -v "$ROOT/custom_data:/workspace/custom_data:ro"

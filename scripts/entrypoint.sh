@@ -11,6 +11,38 @@ set -eo pipefail
 
 ascend_root="${BGEFT_ASCEND_ROOT:-/usr/local/Ascend}"
 
+# A host uid the image does not know (docker run --user 1234:1234): no passwd entry means HOME=/,
+# getpass.getuser() raising and C code (HCCL, ssh, some tokenizers) failing to look the user up.
+# Give it an entry and a writable HOME: appended to /etc/passwd when the image made it writable for
+# this process (its group; the launchers add that group and no-new-privileges), else through
+# nss_wrapper when the library is there (NSS_WRAPPER_PASSWD), else HOME/USER/LOGNAME alone.
+# BGEFT_PASSWD_FILE (default /etc/passwd) lets the tests use a copy.
+ensure_user() {
+    local uid gid passwd home name lib
+    uid="$(id -u)"
+    gid="$(id -g)"
+    passwd="${BGEFT_PASSWD_FILE:-/etc/passwd}"
+    if cut -d: -f3 "$passwd" 2> /dev/null | grep -qx "$uid"; then
+        return 0
+    fi
+    name="bgeft-$uid"
+    home="${TMPDIR:-/tmp}/bgeft-home-$uid"
+    mkdir -p "$home"
+    if [[ -w "$passwd" ]]; then
+        printf '%s:x:%s:%s:bgeft (host uid %s):%s:/bin/bash\n' "$name" "$uid" "$gid" "$uid" "$home" >> "$passwd"
+    else
+        cat "$passwd" > "$home/passwd" 2> /dev/null || : > "$home/passwd"
+        printf '%s:x:%s:%s:bgeft (host uid %s):%s:/bin/bash\n' "$name" "$uid" "$gid" "$uid" "$home" >> "$home/passwd"
+        lib="$(find /usr/lib /usr/lib64 /lib -name 'libnss_wrapper.so*' 2> /dev/null | head -n 1 || true)"
+        if [[ -n "$lib" ]]; then
+            export NSS_WRAPPER_PASSWD="$home/passwd" NSS_WRAPPER_GROUP=/etc/group
+            export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}"
+        fi
+    fi
+    export HOME="$home" USER="$name" LOGNAME="$name"
+}
+ensure_user
+
 source_if_present() {
     local file="$1"
     shift

@@ -73,6 +73,43 @@ def check_torch(version: str | None, cuda: str | None) -> list[str]:
     return problems
 
 
+def check_arch(required: list[str]) -> list[str]:
+    """Print the GPU architectures torch was compiled for; each of ``required`` must be among them.
+
+    PyTorch's CUDA 12.6 builds stop at sm_90 (Hopper); Blackwell (B200/GB200 sm_100, RTX 50xx sm_120)
+    needs a CUDA 12.8+ build (PyTorch release notes, 2.7: CUDA 12.8 wheels with Blackwell support)."""
+    import torch
+
+    archs = torch.cuda.get_arch_list()
+    print(f"ok  torch CUDA architectures: {' '.join(archs) or 'none'}")
+    missing = [a for a in required if a not in archs]
+    if missing:
+        print(f"BAD torch has no kernels for {' '.join(missing)}")
+        return [f"torch: built without {', '.join(missing)} (architectures: {' '.join(archs) or 'none'}); "
+                "use a base image with a newer CUDA"]
+    return []
+
+
+def check_ops(builders: list[str]) -> list[str]:
+    """Build (JIT) and load DeepSpeed ops now, so a missing compiler or CUDA_HOME fails the image
+    build instead of the first training step (fused_adam is built on the first optimizer step)."""
+    problems = []
+    for name in builders:
+        try:
+            from deepspeed.accelerator import get_accelerator
+
+            builder = get_accelerator().create_op_builder(name)
+            if builder is None:
+                raise ValueError(f"DeepSpeed's {get_accelerator()._name} accelerator has no {name}")
+            builder.load(verbose=False)
+        except Exception as exc:  # noqa: BLE001 - any failure to build the op is a broken image
+            print(f"BAD op {name}: {type(exc).__name__}: {exc}")
+            problems.append(f"DeepSpeed op {name}: {type(exc).__name__}: {exc}")
+        else:
+            print(f"ok  op {name} built and loaded")
+    return problems
+
+
 def check_imports(modules: list[str]) -> list[str]:
     problems = []
     for name in modules:
@@ -91,10 +128,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("requirements", type=Path)
     p.add_argument("--torch", metavar="VERSION", help="expected torch version (public part)")
     p.add_argument("--cuda", metavar="VERSION", help="expected CUDA version torch was built with (none: a CPU build)")
+    p.add_argument("--require-arch", nargs="*", default=[], metavar="SM",
+                   help="GPU architectures torch must have kernels for, e.g. sm_90 sm_100 sm_120")
+    p.add_argument("--load-op", dest="ops", nargs="*", default=[], metavar="BUILDER",
+                   help="DeepSpeed op builders to build and load now, e.g. FusedAdamBuilder")
     p.add_argument("--import", dest="modules", nargs="*", default=[], metavar="MODULE")
     args = p.parse_args(argv)
+    # a Dockerfile passes each list as one word ("sm_90 sm_100", "" for none)
+    args.require_arch = [w for v in args.require_arch for w in v.replace(",", " ").split()]
+    args.ops = [w for v in args.ops for w in v.replace(",", " ").split()]
     problems = check_pins(pinned(args.requirements))
     problems += check_torch(args.torch, args.cuda)
+    if args.require_arch or args.cuda not in (None, "none"):
+        problems += check_arch(args.require_arch)
+    problems += check_ops(args.ops)
     problems += check_imports(args.modules)
     if problems:
         print(f"verify_image: {len(problems)} problem(s):", file=sys.stderr)

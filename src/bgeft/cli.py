@@ -98,7 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_verb("train_cmd", "cmd_train"))
     INTERMIXED["train"] = s
 
+    s = sub.add_parser("reproduce", help="re-run a finished run from its manifest, after checking what drifted")
+    importlib.import_module("bgeft.reproduce").add_arguments(s)
+    s.set_defaults(func=_verb("reproduce", "cmd_reproduce"))
+
     s = sub.add_parser("env", help="check the installation: versions, devices, what is missing")
+    s.add_argument("--json", action="store_true",
+                   help="print the environment record a run's environment.json holds (diff two machines)")
     s.set_defaults(func=_verb("envcheck", "cmd_env"))
 
     s = sub.add_parser("demo-model", help="build the embedded M3-ready all-MiniLM-L6-v2 copy in DEST")

@@ -73,9 +73,6 @@ def cmd_demo_model(args) -> int:
     return 0
 
 
-DEMO_MODEL_ID = "bgeft:demo-model"
-
-
 def default_demo_dir() -> Path:
     import os
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -84,7 +81,9 @@ def default_demo_dir() -> Path:
 
 def materialize(recipe_data: dict) -> dict:
     """Replace ``model.model_name_or_path: bgeft:demo-model`` by the built local copy (built once)."""
+    from .models.resolve import is_demo
+
     model = recipe_data.get("model") or {}
-    if model.get("model_name_or_path") == DEMO_MODEL_ID:
+    if is_demo(model.get("model_name_or_path")):
         model["model_name_or_path"] = str(build_demo_model(default_demo_dir()))
     return recipe_data

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import eval_section
 from .errors import UserError
+from .models.devices import Device, detect_device  # noqa: F401 - re-exported for train_cmd/envcheck
 from .recipe import Recipe, to_argv
 from .redaction import split_secrets
 
@@ -24,14 +25,6 @@ DEFAULT_MASTER_PORT = 29500
 # docker run --stop-timeout (scripts/docker_common.sh), compose's stop_grace_period and the manifests'
 # terminationGracePeriodSeconds (tests/deploy checks they agree); BGEFT_STOP_GRACE_SECONDS changes it.
 STOP_GRACE_SECONDS = 900
-
-
-@dataclass(frozen=True)
-class Device:
-    kind: str                 # "cuda" | "npu" | "cpu"
-    count: int                # visible accelerators (1 for cpu)
-    bf16: bool = False
-    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,22 +69,6 @@ class Plan:
         lines.append("command:")
         lines.append("  " + self.command_line())
         return "\n".join(lines)
-
-
-def detect_device() -> Device:
-    """Ascend when torch_npu imports, else CUDA when available, else CPU."""
-    import torch
-    try:
-        import torch_npu  # noqa: F401
-        if torch.npu.is_available():
-            bf16 = bool(getattr(torch.npu, "is_bf16_supported", lambda: False)())
-            return Device("npu", torch.npu.device_count(), bf16, torch.npu.get_device_name(0))
-    except ImportError:
-        pass
-    if torch.cuda.is_available():
-        return Device("cuda", torch.cuda.device_count(), torch.cuda.is_bf16_supported(),
-                      torch.cuda.get_device_name(0))
-    return Device("cpu", 1, True, "cpu")
 
 
 def _int_env(env, name: str) -> int | None:
@@ -207,6 +184,18 @@ def _precision(recipe: Recipe, device: Device) -> tuple[dict, list[str]]:
     return {"bf16": asked == "bf16", "fp16": asked == "fp16"}, problems
 
 
+def determinism_env(device: Device, seed: int) -> dict[str, str]:
+    """Environment the deterministic switch adds before any process starts. transformers'
+    full_determinism sets the same inside the Trainer, which is too late for what is read when the
+    process group or the first cuBLAS handle is created (HCCL, cuBLAS workspaces)."""
+    env = {"PYTHONHASHSEED": str(seed)}
+    if device.kind == "cuda":
+        env["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"   # deterministic cuBLAS reductions (CUDA >= 10.2)
+    elif device.kind == "npu":
+        env["HCCL_DETERMINISTIC"] = "true"           # deterministic HCCL reductions (Ascend)
+    return env
+
+
 def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = None,
               resume_from: Path | None = None) -> Plan:
     """Turn a validated recipe into the exact command; raise UserError on device problems."""
@@ -261,6 +250,11 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
         extra_env["HCCL_CONNECT_TIMEOUT"] = env.get("HCCL_CONNECT_TIMEOUT", "1200")
     if launch.get("deepspeed"):
         training["deepspeed"] = launch["deepspeed"]
+    if launch.get("deterministic"):
+        training["full_determinism"] = True
+        extra_env.update(determinism_env(device, training.get("seed", 42)))
+        notes.append("deterministic: full_determinism and " + ", ".join(sorted(determinism_env(device, 0)))
+                     + " (deterministic kernels only: slower; see docs/reproducibility.md)")
     if resume_from is not None:
         training["resume_from_checkpoint"] = str(resume_from)
         notes.append(f"resuming from {resume_from}")

@@ -38,13 +38,19 @@ def build_parser() -> argparse.ArgumentParser:
                                 "passages -> questions -> mined data -> retriever + reranker (N rounds) -> report.")
     sub = p.add_subparsers(dest="verb", metavar="VERB")
     r = sub.add_parser("run", help="run (or continue) a pipeline")
-    r.add_argument("pipeline", help="a pipeline YAML file, or the name of a shipped one (bgeft pipeline ls)")
+    r.add_argument("pipeline", nargs="?",
+                   help="a pipeline YAML file, or the name of a shipped one (bgeft pipeline ls)")
     r.add_argument("overrides", nargs="*", metavar="section.key=value",
                    help="change a setting, e.g. rounds=3 or train_embedder.training.learning_rate=2e-5 "
                         "(~section.key deletes)")
     r.add_argument("--from", dest="from_stage", metavar="STAGE",
                    help="re-run this stage (a kind like mine, or one instance like mine-r2) and everything after it")
     r.add_argument("--dry-run", action="store_true", help="print the stage plan (run / resume / skip and why) and exit")
+    r.add_argument("--reproduce", metavar="DIR",
+                   help="re-run the finished pipeline whose work_dir is DIR from its record, into work_dir=NEW "
+                        "(default DIR-reproduce); give no pipeline file")
+    r.add_argument("--allow-drift", action="store_true",
+                   help="with --reproduce: run even when inputs or FlagEmbedding/transformers/torch changed")
     s = sub.add_parser("status", help="show each stage's state and whether it is up to date")
     s.add_argument("pipeline")
     s.add_argument("overrides", nargs="*", metavar="section.key=value")
@@ -83,7 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     from .pipeline_stages.runner import Runner
     from .pipeline_stages.spec import load_spec
 
-    spec = load_spec(_pipeline_path(args.pipeline), args.overrides)
+    if getattr(args, "reproduce", None):
+        from .pipeline_stages.reproduce import reproduce_spec
+
+        # no pipeline file with --reproduce: a first word like work_dir=NEW is an override
+        extra = [args.pipeline] if args.pipeline else []
+        spec = reproduce_spec(args.reproduce, extra + args.overrides, args.allow_drift)
+    elif not args.pipeline:
+        raise UserError(f"bgeft pipeline {args.verb}: give a pipeline file (or, for run, --reproduce DIR)")
+    else:
+        spec = load_spec(_pipeline_path(args.pipeline), args.overrides)
     stages = build_stages(spec)
     if args.verb == "status":
         from .pipeline_stages.report import print_status

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import eval_section
+from . import value_checks
 from .errors import UserError
 from .schema import SECTIONS, load_schema, section_fields
 from .tasks import TASKS
@@ -26,6 +27,7 @@ LAUNCH_FIELDS = {
     "deepspeed": "path to a DeepSpeed JSON config, relative to the recipe",
     "device": "auto | cuda | npu | cpu",
     "precision": "auto | bf16 | fp16 | fp32",
+    "deterministic": "true | false (full_determinism + the GPU/NPU determinism switches; slower)",
 }
 # Keys that always hold paths, and keys that hold a path or a hub id (resolved only when path-like).
 PATH_KEYS = {("launch", "deepspeed"), ("data", "train_data"), ("data", "cache_path"),
@@ -222,6 +224,8 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
             err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {short(value)}")
         elif key == "precision" and value not in ("auto", "bf16", "fp16", "fp32"):
             err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {short(value)}")
+        elif key == "deterministic" and not isinstance(value, bool):
+            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {short(value)}")
     for sec in SECTIONS:
         fields = section_fields(schema, task, sec)
         section = out.data.setdefault(sec, {}) or {}
@@ -246,6 +250,7 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
             if spec["required"] and key not in section:
                 err(f"{sec}.{key}", f"missing (required by {schema['tasks'][task][sec].split(':')[1]})")
     errors += _semantic(out)
+    errors += [f"{out.where(key)}: {key}: {problem}" for key, problem in value_checks.check(out)]
     errors += eval_section.check(out)  # the eval: section and the training keys it works with
     return out, errors
 

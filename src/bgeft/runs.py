@@ -12,12 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 import yaml
@@ -31,15 +28,13 @@ from .safety import check_output, clear_owned_dir, record_owned
 MARKER = "bgeft_run.yaml"
 # What the Trainer / FlagEmbedding write into output_dir before bgeft could record its inventory
 # (a run killed mid-way): --overwrite may delete these in a directory that holds the marker.
-TRAINER_WRITES = ("checkpoint-*", "runs", "train.log", "command.txt", "environment.json", "*.safetensors",
-                  "model.safetensors.index.json", "pytorch_model*.bin", "training_args.bin", "colbert_linear.pt",
-                  "sparse_linear.pt", "config.json", "generation_config.json", "tokenizer.json",
+TRAINER_WRITES = ("checkpoint-*", "runs", "train.log", "train.node*.log", "command.txt", "environment.json",
+                  "*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin", "training_args.bin",
+                  "colbert_linear.pt", "sparse_linear.pt", "config.json", "generation_config.json", "tokenizer.json",
                   "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "sentencepiece.bpe.model",
                   "vocab.txt", "vocab.json", "merges.txt", "trainer_state.json", "*_results.json", "README.md",
                   "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling",
                   "2_Normalize")
-PACKAGES = ("bgeft", "FlagEmbedding", "transformers", "torch", "torch_npu", "deepspeed", "accelerate",
-            "peft", "sentence-transformers", "faiss-cpu", "faiss-gpu-cu12", "datasets", "tokenizers")
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
@@ -87,35 +82,17 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _git_sha(where: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(where), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
 def environment(plan: Plan, recipe_data: dict, recipe_path: Path) -> dict:
-    versions = {}
-    for dist in PACKAGES:
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
+    """envrecord.record (the same record `bgeft env --json` prints) plus this run's launch and data."""
     from .data.validate import ValidationReport, training_files
+    from .envrecord import record
 
     train_data = (recipe_data.get("data") or {}).get("train_data") or []
     return {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "packages": versions,
-        "git_sha": _git_sha(recipe_path.parent) or _git_sha(Path.cwd()),
-        "device": {"kind": plan.device.kind, "count": plan.device.count, "name": plan.device.name,
-                   "bf16": plan.device.bf16},
+        **record(plan.device, recipe_path.parent),
         "launch": {"nproc_per_node": plan.nproc_per_node, "nnodes": plan.layout.nnodes,
-                   "node_rank": plan.layout.node_rank, "layout_from": plan.layout.source},
+                   "node_rank": plan.layout.node_rank, "layout_from": plan.layout.source,
+                   "deterministic": bool((recipe_data.get("launch") or {}).get("deterministic"))},
         # the files FlagEmbedding loads for train_data (a directory's .json/.jsonl files, not its subfolders)
         "train_data_sha256": {str(p): sha256_file(p) for p in training_files(train_data, ValidationReport())},
     }

@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr, flush=True)
         return flag.exit_code
     runner.trainer.save_model()
+    runner.trainer.save_state()   # trainer_state.json with the whole loss curve (`bgeft reproduce --check`)
     return 0
 
 

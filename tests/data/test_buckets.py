@@ -83,7 +83,7 @@ def test_errors_leave_nothing(inputs, tmp_path, tiny_xlmr, run_cli):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "q", "pos": ["p"]}\n{"query": 3, "pos": ["p"]}\n', encoding="utf-8")
     code, _, err = run_cli("data", "buckets", a, bad, "-o", tmp_path / "o", "--tokenizer", tiny_xlmr)
-    assert code == 2 and f"{bad}:2: query: expected a non-empty string" in err
+    assert code == 2 and f"{bad}:2: query: expected a string, found a number" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "book.jsonl", "labels-no_in_batch_neg.jsonl"]
     code, out, _ = run_cli("data", "buckets", a, "-o", tmp_path / "o", "--tokenizer", tiny_xlmr,
                            "--bounds", "0,8,100", "--batch-sizes", "8,2")

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from bgeft.data.mine import mine_negatives, parse_range
-from bgeft.data.search import DenseEncoder, bm25_tokens, detect_pooling, is_m3_model
+from bgeft.models.embedder import Encoder, detect_pooling, is_m3_model
+from bgeft.models.index import bm25_tokens
 from bgeft.errors import UserError
 
 QUERY = "How tall is the old lighthouse on the northern cliff?"
@@ -32,7 +33,7 @@ def read(path):
 
 @pytest.fixture(scope="module")
 def encoder(demo_model):
-    enc = DenseEncoder(demo_model, use_fp16=False, devices="cpu", batch_size=16)
+    enc = Encoder(demo_model, device="cpu", batch_size=16, progress=False)
     yield enc
     enc.close()
 
@@ -104,12 +105,14 @@ def test_own_pool_bm25_and_fill(encoder, tmp_path):
 def test_m3_class_and_detection(tiny_xlmr, tmp_path):
     assert not is_m3_model(tiny_xlmr) and detect_pooling(tiny_xlmr) == "cls"
     (tmp_path / "sparse_linear.pt").write_bytes(b"")
+    assert not is_m3_model(tmp_path)  # FlagEmbedding loads the heads only when both exist
+    (tmp_path / "colbert_linear.pt").write_bytes(b"")
     assert is_m3_model(tmp_path)
     train = tmp_path / "t.jsonl"
     train.write_text("".join(json.dumps({"query": f"q{i}", "pos": [t]}) + "\n" for i, t in enumerate(OTHERS[:6])),
                      encoding="utf-8")
-    enc = DenseEncoder(tiny_xlmr, model_class="m3", use_fp16=False, devices="cpu")
-    assert enc.m3 and type(enc.model).__name__ == "M3Embedder"  # BGEM3FlagModel is its alias
+    enc = Encoder(tiny_xlmr, model_class="m3", device="cpu", progress=False)
+    assert enc.is_m3 and type(enc.backend.fe).__name__ == "M3Embedder"  # BGEM3FlagModel is its alias
     summary = mine_negatives(train, tmp_path / "o.jsonl", encoder=enc, range_=(0, 6), negatives=2, index="hnsw",
                              margin=None)
     assert summary.negatives == 12
@@ -118,7 +121,7 @@ def test_m3_class_and_detection(tiny_xlmr, tmp_path):
 def test_index_kinds():
     import numpy as np
 
-    from bgeft.data.search import build_index, gpu_available, search
+    from bgeft.models.index import build_index, gpu_available, search
 
     vecs = np.random.default_rng(0).standard_normal((400, 16)).astype("float32")
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -166,4 +169,7 @@ def test_cli(files, demo_model, tmp_path, run_cli):
     assert "mined 6 negatives for 2 rows from a pool of 13 passages" in stdout
     assert all(len(r["neg"]) == 3 for r in read(out))
     code, _, err = run_cli("data", "mine", train, "-o", out, "--model", tmp_path / "nope")
-    assert code == 2 and "--model" in err and "no config.json there" in err
+    assert code == 2 and f"--model {tmp_path / 'nope'}: no such model directory; give a local model directory" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli("data", "mine", train, "-o", out, "--model", tmp_path / "empty")
+    assert code == 2 and f"--model {tmp_path / 'empty'}: no config.json there" in err

@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from bgeft.data.score import load_reranker, score_file
+from bgeft.data.score import score_file
+from bgeft.models.reranker import Reranker
 from bgeft.errors import UserError
 
 
@@ -38,13 +39,13 @@ def test_scores_added_with_right_lengths(cross_encoder, tmp_path):
     ]
     src.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "scored.jsonl"
-    model = load_reranker(cross_encoder, use_fp16=False, devices="cpu")
+    model = Reranker(cross_encoder, fp16=False, device="cpu")
     summary = score_file(src, out, model=model, chunk_rows=2)
     scored = read(out)
     assert [(len(r["pos_scores"]), len(r["neg_scores"])) for r in scored] == [(1, 2), (2, 1), (1, 0)]
     assert all(math.isfinite(s) for r in scored for s in r["pos_scores"] + r["neg_scores"])
     assert scored[0]["pos_scores"] != [1.0] and scored[0]["type"] == "normal"
-    raw = model.compute_score([("who made the clock", "the river")], normalize=False)[0]
+    raw = model.model.compute_score([("who made the clock", "the river")], normalize=False)[0]
     assert scored[1]["neg_scores"][0] == pytest.approx(raw, abs=1e-5)  # un-normalised logits
     assert (summary.rows, summary.pairs, summary.replaced) == (3, 7, 1)
 
@@ -55,7 +56,7 @@ def test_errors(cross_encoder, tmp_path, run_cli):
     code, _, err = run_cli("data", "score", src, "-o", tmp_path / "o.jsonl", "--reranker", cross_encoder, "--fp32")
     assert code == 2 and f"{src}:1: neg: expected a list of strings" in err
     assert not (tmp_path / "o.jsonl").exists()
-    with pytest.raises(UserError, match="--reranker .*missing: no config.json there"):
+    with pytest.raises(UserError, match="--reranker .*missing: no such model directory"):
         score_file(src, tmp_path / "o.jsonl", reranker=tmp_path / "missing")
 
 
@@ -65,3 +66,18 @@ def test_cli(cross_encoder, tmp_path, run_cli):
     code, out, _ = run_cli("data", "score", src, "-o", tmp_path / "o.jsonl", "--reranker", cross_encoder, "--fp32")
     assert code == 0 and "scored 3 pairs in 1 rows" in out
     assert len(read(tmp_path / "o.jsonl")[0]["neg_scores"]) == 2
+
+
+def test_skip_invalid_scores_the_good_rows(cross_encoder, tmp_path, run_cli):
+    src = tmp_path / "train.jsonl"
+    src.write_text('{"query": "渡口在哪里？", "pos": ["渡口在镇子的南头。"], "neg": ["河水涨了。"]}\n'
+                   '{"query": "bad", "pos": []}\n', encoding="utf-8")
+    out = tmp_path / "scored.jsonl"
+    code, _, err = run_cli("data", "score", src, "-o", out, "--reranker", cross_encoder, "--fp32")
+    assert code == 2
+    assert err.endswith(f"bgeft: error: {src}:2: pos: empty list; or pass --skip-invalid to leave bad rows out\n")
+    code, stdout, _ = run_cli("data", "score", src, "-o", out, "--reranker", cross_encoder, "--fp32",
+                              "--skip-invalid")
+    assert code == 0 and f"kept 1, rejected 1: pos: empty list (1) (listed in {out}.rejects)" in stdout
+    (row,) = read(out)
+    assert len(row["pos_scores"]) == 1 and len(row["neg_scores"]) == 1

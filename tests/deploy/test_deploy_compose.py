@@ -72,7 +72,7 @@ def test_npu_service(compose):
         {"type": "bind", "source": "/etc/ascend_install.info", "target": "/etc/ascend_install.info",
          "read_only": True, "bind": NO_CREATE},
     ]
-    assert svc["group_add"] == ["${ASCEND_GID:-1000}"]
+    assert svc["group_add"] == ["${ASCEND_GID:-1000}", "1000"]
     assert "ASCEND_RT_VISIBLE_DEVICES" in svc["environment"]
     assert "deploy" not in svc
     _common(svc)
@@ -87,6 +87,7 @@ def _common(svc):
     assert svc["stop_grace_period"] == "${BGEFT_STOP_GRACE_SECONDS:-900}s"
     assert "BGEFT_STOP_GRACE_SECONDS" in svc["environment"]
     assert svc["ulimits"] == {"memlock": -1, "stack": 67108864}
+    assert svc["security_opt"] == ["no-new-privileges:true"] and "1000" in svc["group_add"]
     assert {"HF_TOKEN", "HF_ENDPOINT"} <= set(svc["environment"])
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
@@ -136,3 +138,68 @@ def test_image_requirements_parse(tmp_path):
     assert res.returncode == 0, res.stderr
     n_cuda, n_npu = map(int, res.stdout.split())
     assert n_cuda >= 20 and n_npu == n_cuda + 2   # npu.txt adds torch and torch-npu; faiss-cpu for faiss-gpu-cu12
+
+
+WHO = ("import getpass, json, os; print(json.dumps({'user': getpass.getuser(), 'home': os.environ['HOME'], "
+       "'writable': os.access(os.environ['HOME'], os.W_OK)}))")
+
+
+def _as_stranger(shared: Path, passwd: Path) -> tuple[int, subprocess.CompletedProcess]:
+    """The entrypoint under a uid the passwd file does not know: uid 4242 through setpriv when this
+    runs as root (as the container would), else this process's own uid."""
+    uid = 4242 if os.getuid() == 0 else os.getuid()
+    prefix = ["setpriv", "--reuid=4242", "--regid=4242", "--clear-groups"] if os.getuid() == 0 else []
+    res = subprocess.run(
+        [*prefix, str(ENTRYPOINT), "/usr/bin/python3", "-c", WHO], capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": "/", "TMPDIR": str(shared), "BGEFT_PASSWD_FILE": str(passwd),
+             "BGEFT_ASCEND_ROOT": str(shared / "none")})
+    return uid, res
+
+
+@pytest.fixture
+def shared():
+    """A scratch directory another uid can reach (pytest's tmp_path is private to its owner)."""
+    path = Path(tempfile.mkdtemp(prefix="bgeft-entrypoint-", dir="/tmp"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path)
+
+
+def test_any_uid_gets_a_user_entry_and_home(shared, tmp_path):
+    """Item 5: a host uid the image does not know gets a passwd entry and a writable HOME, so
+    getpass.getuser() and C lookups work (run for real under uid 4242 where this runs as root)."""
+    passwd = shared / "passwd"
+    passwd.write_text("root:x:0:0:root:/root:/bin/bash\n" if os.getuid() else Path("/etc/passwd").read_text())
+    passwd.chmod(0o666)                       # the image makes it writable for the bgeft group
+    uid, res = _as_stranger(shared, passwd)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out == {"user": f"bgeft-{uid}", "home": f"{shared}/bgeft-home-{uid}", "writable": True}
+    gid = 4242 if os.getuid() == 0 else os.getgid()
+    assert passwd.read_text().splitlines()[-1] == \
+        f"bgeft-{uid}:x:{uid}:{gid}:bgeft (host uid {uid}):{shared}/bgeft-home-{uid}:/bin/bash"
+    # a known uid is left alone
+    known = tmp_path / "passwd"
+    known.write_text(f"me:x:{os.getuid()}:{os.getgid()}::{tmp_path}:/bin/sh\n")
+    res = _run([sys.executable, "-c", WHO], HOME=str(tmp_path), BGEFT_PASSWD_FILE=str(known),
+               BGEFT_ASCEND_ROOT=str(tmp_path / "none"))
+    assert json.loads(res.stdout)["home"] == str(tmp_path)
+
+
+def test_read_only_passwd_falls_back_to_a_private_copy(shared):
+    """Without a writable passwd (a read-only root filesystem), the entry goes into a private copy
+    (used through nss_wrapper where the library exists) and HOME/USER still work."""
+    passwd = shared / "passwd"
+    passwd.write_text("nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n")
+    passwd.chmod(0o444)
+    uid, res = _as_stranger(shared, passwd)
+    assert res.returncode == 0, res.stderr
+    home = shared / f"bgeft-home-{uid}"
+    assert json.loads(res.stdout) == {"user": f"bgeft-{uid}", "home": str(home), "writable": True}
+    assert (home / "passwd").read_text().splitlines()[-1].startswith(f"bgeft-{uid}:x:{uid}:")
+    assert passwd.read_text() == "nobody:x:65534:65534::/nonexistent:/usr/sbin/nologin\n"
+
+
+def test_images_let_the_entrypoint_add_the_entry():
+    for dockerfile in ("Dockerfile", "Dockerfile.npu"):
+        assert 'chgrp "${BGEFT_GID}" /etc/passwd && chmod g+w /etc/passwd' in (REPO / dockerfile).read_text()

@@ -88,7 +88,8 @@ def runs(env) -> list[list[str]]:
 
 def base(root: Path) -> list[str]:
     return ["docker", "run", "--rm", "--init", "--stop-timeout", "900", "--ipc=host", "--ulimit", "memlock=-1",
-            "--ulimit", "stack=67108864", "--user", _user(), "--workdir", "/workspace",
+            "--ulimit", "stack=67108864", "--security-opt", "no-new-privileges", "--user", _user(),
+            "--workdir", "/workspace", *([] if _user().startswith("1000:") else ["--group-add", "1000"]),
             "-e", "HF_TOKEN", "-e", "HF_ENDPOINT", "-e", "HF_HUB_OFFLINE", "-e", "BGEFT_STOP_GRACE_SECONDS=900",
             "-v", f"{root}/data:/workspace/data:ro", "-v", f"{root}/custom_data:/workspace/custom_data:ro",
             "-v", f"{root}/outputs:/workspace/outputs", "-v", f"{root}/cache:/cache"]

@@ -16,7 +16,8 @@ def test_data_is_required(run_cli, m3_tiny):
 def test_missing_model_dir(run_cli, beir_dir, tmp_path):
     (tmp_path / "m").mkdir()
     code, _, err = run_cli("eval", "retriever", "--model", tmp_path / "m", "--data", beir_dir)
-    assert code == 2 and err.strip().endswith("m: no config.json; pass a model directory saved by save_pretrained / FlagEmbedding")
+    assert code == 2 and err.strip().endswith(f"--model {tmp_path / 'm'}: no config.json there; give a model directory "
+                                              "saved by save_pretrained / FlagEmbedding, a hub id, or bgeft:demo-model")
 
 
 def test_bad_batch_sizes(run_cli, m3_tiny):

@@ -6,10 +6,10 @@ import pytest
 
 from bgeft.errors import UserError
 from bgeft.eval.datasets import load_eval_data
-from bgeft.eval.encoding import Encoder
 from bgeft.eval.report import RETRIEVER_SECTIONS
 from bgeft.eval.retrieval import evaluate_retriever
 from bgeft.eval.search import colbert_scores, sparse_scores
+from bgeft.models.embedder import Encoder
 
 
 @pytest.fixture(scope="module")
@@ -52,33 +52,34 @@ def test_hybrid_with_one_weight_equals_that_mode(m3_tiny, beir_dir, result, weig
 
 def test_colbert_and_sparse_scores_match_flagembedding(m3_tiny, beir_dir):
     data = load_eval_data(beir_dir)
-    enc = Encoder(m3_tiny, devices=["cpu"])
+    enc = Encoder(m3_tiny, device="cpu")
+    fe = enc.backend.fe  # FlagEmbedding's own BGEM3FlagModel, the reference
     docs = enc.encode_corpus(data.doc_texts(), {"dense", "sparse", "colbert"})
     qs = enc.encode_queries([data.queries["q1"]], {"dense", "sparse", "colbert"})
-    raw_q = enc.model.encode_queries([data.queries["q1"]], return_sparse=True, return_colbert_vecs=True)
-    raw_d = enc.model.encode_corpus(data.doc_texts(), return_sparse=True, return_colbert_vecs=True)
+    raw_q = fe.encode_queries([data.queries["q1"]], return_sparse=True, return_colbert_vecs=True)
+    raw_d = fe.encode_corpus(data.doc_texts(), return_sparse=True, return_colbert_vecs=True)
+    assert np.abs(docs.dense - raw_d["dense_vecs"]).max() < 1e-5
     cand = np.arange(6)
     ours_c = colbert_scores(docs, qs.colbert_of(0), cand)
     ours_s = sparse_scores(docs, qs.sparse[0], cand)
     for i in cand:
-        assert ours_c[i] == pytest.approx(float(enc.model.colbert_score(raw_q["colbert_vecs"][0], raw_d["colbert_vecs"][i])), abs=1e-5)
-        assert ours_s[i] == pytest.approx(enc.model.compute_lexical_matching_score(raw_q["lexical_weights"][0],
-                                                                                   raw_d["lexical_weights"][i]), abs=1e-5)
+        assert ours_c[i] == pytest.approx(float(fe.colbert_score(raw_q["colbert_vecs"][0], raw_d["colbert_vecs"][i])), abs=1e-5)
+        assert ours_s[i] == pytest.approx(fe.compute_lexical_matching_score(raw_q["lexical_weights"][0],
+                                                                            raw_d["lexical_weights"][i]), abs=1e-5)
 
 
 def test_second_run_reuses_the_corpus_encodings(m3_tiny, beir_dir, result, monkeypatch):
-    from FlagEmbedding import BGEM3FlagModel
-
     res, out = result
     assert res["cache"]["hit"] is False
     calls = []
-    original = BGEM3FlagModel.encode_corpus
+    original = Encoder._encode_here
 
-    def counting(self, *a, **kw):
-        calls.append(len(a[0]))
-        return original(self, *a, **kw)
+    def counting(self, texts, max_len, outputs, kind, lengths):
+        if kind == "passage":
+            calls.append(len(texts))
+        return original(self, texts, max_len, outputs, kind, lengths)
 
-    monkeypatch.setattr(BGEM3FlagModel, "encode_corpus", counting)
+    monkeypatch.setattr(Encoder, "_encode_here", counting)
     again = evaluate_retriever(m3_tiny, beir_dir, ks=(1, 3, 10), cache_dir=out / "cache", device="cpu", progress=False)
     assert again["cache"]["hit"] is True and calls == []
     for mode in again["results"]:
@@ -111,7 +112,7 @@ def test_plain_model_is_dense_only(demo_model, beir_dir, tmp_path):
 def test_bad_options(m3_tiny, beir_dir):
     with pytest.raises(UserError, match=r"--modes: unknown mode\(s\) splade; choose from dense, sparse, colbert, hybrid"):
         evaluate_retriever(m3_tiny, beir_dir, modes="dense,splade", cache_dir=False, device="cpu")
-    with pytest.raises(UserError, match=r"--weights \[0.5, 0.5\]: expected three non-negative numbers"):
+    with pytest.raises(UserError, match=r"--weights \[0.5, 0.5\]: expected three finite non-negative numbers"):
         evaluate_retriever(m3_tiny, beir_dir, weights="0.5,0.5", cache_dir=False, device="cpu")
 
 

@@ -178,9 +178,29 @@ def test_paths_in_overrides_resolve_against_the_working_directory(tmp_path, mode
 
 
 def test_a_hub_model_that_cannot_be_fetched_is_a_clear_error(monkeypatch):
-    from bgeft.pipeline_stages.resources import materialise_model
+    from bgeft.models.resolve import materialise as materialise_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(UserError, match=r"no-such-org/no-such-model: not a local model directory and it could not be "
                                         r"fetched from the Hugging Face Hub \(\w+\); download it first"):
         materialise_model("no-such-org/no-such-model")
+
+
+def test_skip_invalid_is_a_stage_option(tmp_path, model_dir):
+    path = tiny_pipeline(tmp_path, model_dir)
+    spec = load_spec(path, ["mine.skip_invalid=true", "mine.max_rejects=5%", "score.skip_invalid=true"])
+    assert (spec.data["mine"]["skip_invalid"], spec.data["mine"]["max_rejects"]) == (True, "5%")
+    assert spec.data["score"]["skip_invalid"] and spec.data["score"]["max_rejects"] is None
+    with pytest.raises(UserError, match=r"mine.max_rejects: a percentage is at most 100%"):
+        load_spec(path, ["mine.skip_invalid=true", "mine.max_rejects=300%"])
+    with pytest.raises(UserError, match=r"score.max_rejects: needs score.skip_invalid: true \(without it the first "
+                                        r"bad row stops the stage\)"):
+        load_spec(path, ["score.max_rejects=3"])
+
+
+def test_mine_stage_keeps_its_rejects_in_the_stage_dir(tmp_path):
+    from bgeft.pipeline_stages.model_stages import _rejects
+
+    rejects = _rejects({"skip_invalid": True, "max_rejects": 3}, tmp_path / "05-mine-r1" / "train.jsonl")
+    assert rejects.skip and rejects.limit == (3.0, False)
+    assert rejects.path == tmp_path / "05-mine-r1" / "train.jsonl.rejects"

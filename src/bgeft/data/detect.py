@@ -79,7 +79,7 @@ def detect(path: str | Path, fmt: str = "auto", encoding: str | None = None) -> 
     if shape == "squad" and key is None:
         raise UserError(f"{path}: SQuAD files are one JSON object with a \"data\" array")
     columns = tuple(first) if isinstance(first, dict) and container in ("csv", "tsv") else ()
-    return Detected(path, container, shape, enc, key if shape == "squad" else None, columns)
+    return Detected(path, container, shape, enc, key, columns)  # key: SQuAD's and DuReader dumps' "data"
 
 
 def _first_chars(src, limit: int = 8192) -> str:

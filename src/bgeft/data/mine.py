@@ -3,12 +3,14 @@
 Python API (used by the pipeline)::
 
     mine_negatives(in_path, out_path, *, model=None, encoder=None, corpus=None, range_=(10, 100),
-                   negatives=15, margin=0.05, bm25=0, index="flat", faiss_gpu="auto",
-                   model_class="auto", pooling="auto", devices=None, use_fp16=True, batch_size=256,
+                   negatives=15, margin=0.05, bm25=0, index="flat", nprobe=None, faiss_gpu="auto",
+                   model_class="auto", pooling="auto", device=None, fp16=None, batch_size=None,
                    query_max_length=64, passage_max_length=512, query_instruction=None, fill=True,
                    seed=42, encoding=None) -> MineSummary
 
-``model`` is a local model directory (``encoder``: an already loaded ``search.DenseEncoder`` instead).
+``model`` is a model directory, hub id or ``bgeft:demo-model`` (``encoder``: an already loaded
+``bgeft.models.embedder.Encoder`` instead; it encodes each distinct text once, so positives that are in
+the pool and texts repeated across rows cost nothing).
 The candidate pool is ``corpus`` (a BEIR ``corpus.jsonl`` or ``{"text"}`` lines) or else every
 ``pos``/``neg`` passage of the input file. Each query (``prompt + query`` when the row has a prompt and
 no ``query_instruction`` is given) is searched densely; ranks ``range_[0]``..``range_[1]`` are the
@@ -32,9 +34,14 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..models.devices import add_device_argument, device_spec
+from ..models.embedder import MODEL_CLASSES, POOLINGS, Encoder
+from ..models.index import INDEX_KINDS, BM25Index, build_index, search
+from ..models.resolve import model_dir
 from ..safety import check_output
 from .records import read_corpus, read_rows, write_jsonl
-from .search import INDEX_KINDS, MODEL_CLASSES, POOLINGS, BM25Index, DenseEncoder, build_index, check_model_dir, search
+from .rejects import Rejects
+from .rejects import add_arguments as add_reject_arguments
 
 
 @dataclass
@@ -55,9 +62,11 @@ class MineSummary:
     seconds_encode: float = 0.0
     seconds_search: float = 0.0
     seconds_select: float = 0.0
+    rejects: str | None = None  # the --skip-invalid summary line
 
     def lines(self) -> list[str]:
-        out = [
+        out = [self.rejects] if self.rejects else []
+        out += [
             f"mined {self.negatives} negatives for {self.rows} rows from a pool of {self.pool} passages -> {self.out}",
             f"candidates in range: {self.candidates}; removed: {self.removed_positive} equal to a positive, "
             f"{self.removed_query} equal to the query, {self.removed_margin} by the margin filter "
@@ -129,15 +138,18 @@ class _Row:
         return True
 
 
-def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | None = None, corpus=None,
+def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = None, corpus=None,
                    range_: tuple[int, int] = (10, 100), negatives: int = 15, margin: float | None = 0.05,
-                   bm25: int = 0, index: str = "flat", faiss_gpu: str = "auto", model_class: str = "auto",
-                   pooling: str = "auto", devices=None, use_fp16: bool = True, batch_size: int = 256,
+                   bm25: int = 0, index: str = "flat", nprobe: int | None = None, faiss_gpu: str = "auto",
+                   model_class: str = "auto", pooling: str = "auto", device=None, fp16: bool | None = None,
+                   batch_size: int | None = None,
                    query_max_length: int = 64, passage_max_length: int = 512, query_instruction: str | None = None,
-                   fill: bool = True, seed: int = 42, encoding: str | None = None) -> MineSummary:
-    """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically."""
+                   fill: bool = True, seed: int = 42, encoding: str | None = None,
+                   rejects: Rejects | None = None) -> MineSummary:
+    """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically. ``rejects``
+    (``--skip-invalid``) leaves bad input/corpus rows out instead of stopping."""
     _check(range_, negatives, margin, bm25)
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
     check_output(out_path, [p for p in (in_path, corpus, model) if isinstance(p, (str, os.PathLike))])
     if index not in INDEX_KINDS:
@@ -145,10 +157,10 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
     if encoder is None:
         if model is None:
             raise UserError("mining needs --model PATH (the embedder whose negatives you want)")
-        check_model_dir(model)
-    rows = [row for _, row in read_rows(in_path, encoding)]
+        model = model_dir(model)
+    rows = [row for _, row in read_rows(in_path, encoding, rejects)]
     if corpus is not None:
-        pool = _unique(text for _, text in read_corpus(corpus, encoding))
+        pool = _unique(text for _, text in read_corpus(corpus, encoding, rejects))
     else:
         pool = _unique(t for row in rows for t in row["pos"] + row.get("neg", []))
     lo, hi = range_
@@ -156,24 +168,25 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
         raise UserError(f"--range {lo}-{hi}: the pool has only {len(pool)} passages; "
                         f"lower START (e.g. --range 0-{len(pool)}) or give a bigger --corpus")
     summary = MineSummary(out=str(out_path), rows=len(rows), pool=len(pool))
-    if encoder is None:
-        encoder = DenseEncoder(model, model_class=model_class, pooling=pooling, devices=devices, use_fp16=use_fp16,
-                               batch_size=batch_size, query_max_length=query_max_length,
-                               passage_max_length=passage_max_length, query_instruction=query_instruction)
+    own = encoder is None
+    if own:
+        encoder = Encoder(model, model_class=model_class, pooling=pooling, device=device, fp16=fp16,
+                          batch_size=batch_size, query_max_length=query_max_length,
+                          passage_max_length=passage_max_length, query_instruction=query_instruction)
+    encoder.load()
 
     t0 = time.perf_counter()
-    pool_index = {text: i for i, text in enumerate(pool)}
-    pvecs = encoder.encode(pool, "passage", desc="encode pool")
-    extra = _unique(t for row in rows for t in row["pos"] if t not in pool_index)  # positives outside --corpus
-    evecs = encoder.encode(extra, "passage", desc="encode positives") if extra else pvecs[:0]
-    extra_index = {text: i for i, text in enumerate(extra)}
-    use_prompt = query_instruction is None
+    pvecs = encoder.dense(pool, "passage")
+    positives = _unique(t for row in rows for t in row["pos"])  # those in the pool come from the encoder's cache
+    pos_index = {text: i for i, text in enumerate(positives)}
+    posvecs = encoder.dense(positives, "passage")
+    use_prompt = encoder.query_instruction is None
     qtexts = [(row.get("prompt") or "") + row["query"] if use_prompt else row["query"] for row in rows]
-    qvecs = encoder.encode(qtexts, "query", desc="encode queries")
+    qvecs = encoder.dense(qtexts, "query")
     summary.seconds_encode = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    faiss_index = build_index(pvecs, index, faiss_gpu)
+    faiss_index = build_index(pvecs, index, faiss_gpu, nprobe)
     dense_scores, dense_ids = search(faiss_index, qvecs, hi, desc="dense search")
     bm25_ids = BM25Index(pool).search(qtexts, hi) if bm25 else None
     summary.seconds_search = time.perf_counter() - t0
@@ -182,8 +195,7 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
     rng = random.Random(seed)
     out_rows = []
     for r, row in enumerate(tqdm(rows, desc="select negatives", unit="row", disable=len(rows) < 1000)):
-        pos_scores = [float((pvecs[pool_index[t]] if t in pool_index else evecs[extra_index[t]]) @ qvecs[r])
-                      for t in row["pos"]]
+        pos_scores = [float(posvecs[pos_index[t]] @ qvecs[r]) for t in row["pos"]]
         flt = _Row(row, qvecs[r], pos_scores, margin, pvecs)
         dense = _keep(flt, pool, [(int(i), float(s)) for s, i in zip(dense_scores[r][lo:hi], dense_ids[r][lo:hi])
                                   if i >= 0], summary)
@@ -209,6 +221,10 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: DenseEncoder | Non
         new["neg"] = [pool[i] for i in chosen]
         out_rows.append(new)
     summary.seconds_select = time.perf_counter() - t0
+    if rejects is not None:
+        summary.rejects = rejects.finish(len(out_rows))
+    if own:
+        encoder.close()
     write_jsonl(out_path, out_rows)
     return summary
 
@@ -238,7 +254,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN.jsonl", help="training rows (query, pos, optional neg)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl")
     parser.add_argument("--model", required=True, metavar="PATH",
-                        help="embedder directory (BGE-M3, BGE, or the demo model)")
+                        help="embedder: a directory (BGE-M3, BGE, a fine-tune), a hub id, or bgeft:demo-model")
     parser.add_argument("--corpus", default=None, metavar="CORPUS.jsonl",
                         help="candidate pool (BEIR corpus or {\"text\"} lines); default: the file's own passages")
     parser.add_argument("--range", default="10-100", metavar="START-END",
@@ -251,7 +267,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bm25", type=int, default=0, metavar="N",
                         help="take N of the negatives from BM25 (bm25s + jieba)")
     parser.add_argument("--index", choices=INDEX_KINDS, default="flat",
-                        help="faiss index: exact flat (default), ivf, hnsw")
+                        help="faiss index: exact flat (default), ivf (nlist ~ 4*sqrt(pool)), hnsw")
+    parser.add_argument("--nprobe", type=int, default=None, help="IVF lists searched per query (default 32)")
     parser.add_argument("--faiss-gpu", choices=("auto", "yes", "no"), default="auto",
                         help="search on GPUs (default: when available)")
     parser.add_argument("--model-class", choices=MODEL_CLASSES, default="auto",
@@ -259,24 +276,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pooling", choices=POOLINGS, default="auto",
                         help="FlagModel pooling (default: from 1_Pooling, else cls)")
     parser.add_argument("--query-instruction", default=None, help="instruction prefixed to every query")
-    parser.add_argument("--devices", nargs="+", default=None, help="e.g. cuda:0 cuda:1 (default: FlagEmbedding picks)")
-    parser.add_argument("--fp32", action="store_true", help="encode in fp32 instead of fp16")
-    parser.add_argument("--batch-size", type=int, default=256)
+    add_device_argument(parser, legacy=True)
+    parser.add_argument("--fp32", action="store_true", help="encode in fp32 on GPUs/NPUs too (the CPU always is)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="texts per batch (default: 32 on the CPU, from free memory on a GPU)")
     parser.add_argument("--query-max-length", type=int, default=64)
     parser.add_argument("--passage-max-length", type=int, default=512)
     parser.add_argument("--no-fill", action="store_true", help="do not top up short rows with random pool passages")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--encoding", default=None, help="force the input encoding (default: detect)")
+    add_reject_arguments(parser)
 
 
 def run(args) -> int:
+    rejects = Rejects.from_args(args, args.output)
     summary = mine_negatives(
         args.input, args.output, model=args.model, corpus=args.corpus, range_=parse_range(args.range),
         negatives=args.negatives, margin=None if args.no_margin_filter else args.margin, bm25=args.bm25,
-        index=args.index, faiss_gpu=args.faiss_gpu, model_class=args.model_class, pooling=args.pooling,
-        devices=args.devices, use_fp16=not args.fp32, batch_size=args.batch_size,
+        index=args.index, nprobe=args.nprobe, faiss_gpu=args.faiss_gpu, model_class=args.model_class,
+        pooling=args.pooling, device=device_spec(args), fp16=False if args.fp32 else None, batch_size=args.batch_size,
         query_max_length=args.query_max_length, passage_max_length=args.passage_max_length,
-        query_instruction=args.query_instruction, fill=not args.no_fill, seed=args.seed, encoding=args.encoding)
+        query_instruction=args.query_instruction, fill=not args.no_fill, seed=args.seed, encoding=args.encoding,
+        rejects=rejects)
     for line in summary.lines():
         print(line)
     return 0

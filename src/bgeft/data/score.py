@@ -3,11 +3,11 @@
 Python API (used by the pipeline)::
 
     score_file(in_path, out_path, *, reranker=None, model=None, batch_size=128, max_length=512,
-               query_max_length=None, use_fp16=True, devices=None, query_instruction=None,
+               query_max_length=None, fp16=None, device=None, query_instruction=None,
                chunk_rows=1024, encoding=None) -> ScoreSummary
 
-``reranker`` is a local cross-encoder directory loaded with FlagEmbedding's ``FlagReranker``
-(``model``: an already loaded one instead). Every ``(query, passage)`` pair of a row is scored with the
+``reranker`` is a cross-encoder (directory, hub id) loaded with ``bgeft.models.reranker.Reranker``
+(FlagEmbedding's ``FlagReranker``; ``model``: an already loaded ``Reranker`` instead). Every ``(query, passage)`` pair of a row is scored with the
 raw, un-normalised logits (``normalize=False``: what FlagEmbedding's distillation loss expects) and
 written as ``pos_scores``/``neg_scores`` in the order of ``pos``/``neg``, replacing any old scores.
 Rows are processed ``chunk_rows`` at a time, so memory does not grow with the file; the output is
@@ -23,10 +23,13 @@ from dataclasses import dataclass, field
 from tqdm import tqdm
 
 from ..errors import UserError
+from ..models.devices import add_device_argument, device_spec
+from ..models.reranker import Reranker
 from ..safety import check_output
 from .io import atomic_writer
 from .records import dump_row, iter_rows
-from .search import check_model_dir
+from .rejects import Rejects
+from .rejects import add_arguments as add_reject_arguments
 
 
 @dataclass
@@ -38,9 +41,11 @@ class ScoreSummary:
     low: float = math.inf
     high: float = -math.inf
     total: float = field(default=0.0, repr=False)
+    rejects: str | None = None  # the --skip-invalid summary line
 
     def lines(self) -> list[str]:
-        out = [f"scored {self.pairs} pairs in {self.rows} rows -> {self.out}"]
+        out = [self.rejects] if self.rejects else []
+        out += [f"scored {self.pairs} pairs in {self.rows} rows -> {self.out}"]
         if self.pairs:
             out.append(f"raw scores: min {self.low:.3f}, mean {self.total / self.pairs:.3f}, max {self.high:.3f}")
         if self.replaced:
@@ -48,19 +53,9 @@ class ScoreSummary:
         return out
 
 
-def load_reranker(path, *, batch_size: int = 128, max_length: int = 512, query_max_length: int | None = None,
-                  use_fp16: bool = True, devices=None, query_instruction: str | None = None):
-    check_model_dir(path, "--reranker")
-    from FlagEmbedding import FlagReranker
-
-    return FlagReranker(str(path), use_fp16=use_fp16, devices=devices, batch_size=batch_size,
-                        max_length=max_length, query_max_length=query_max_length,
-                        query_instruction_for_rerank=query_instruction, normalize=False)
-
-
 def _score_chunk(model, chunk: list[tuple[int, dict]], path, summary: ScoreSummary, progress) -> list[dict]:
     pairs = [(row["query"], p) for _, row in chunk for p in row["pos"] + row.get("neg", [])]
-    scores = [float(s) for s in model.compute_score(pairs, normalize=False)] if pairs else []
+    scores = model.score(pairs)
     out, k = [], 0
     for lineno, row in chunk:
         n_pos, n_neg = len(row["pos"]), len(row.get("neg", []))
@@ -84,9 +79,9 @@ def _score_chunk(model, chunk: list[tuple[int, dict]], path, summary: ScoreSumma
 
 
 def score_file(in_path, out_path, *, reranker=None, model=None, batch_size: int = 128, max_length: int = 512,
-               query_max_length: int | None = None, use_fp16: bool = True, devices=None,
+               query_max_length: int | None = None, fp16: bool | None = None, device=None,
                query_instruction: str | None = None, chunk_rows: int = 1024,
-               encoding: str | None = None) -> ScoreSummary:
+               encoding: str | None = None, rejects: Rejects | None = None) -> ScoreSummary:
     """Add raw reranker scores to every row of ``in_path`` and write ``out_path`` atomically."""
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
@@ -96,38 +91,44 @@ def score_file(in_path, out_path, *, reranker=None, model=None, batch_size: int 
     if model is None:
         if reranker is None:
             raise UserError("scoring needs --reranker PATH (a cross-encoder such as bge-reranker-v2-m3)")
-        model = load_reranker(reranker, batch_size=batch_size, max_length=max_length, query_max_length=query_max_length,
-                              use_fp16=use_fp16, devices=devices, query_instruction=query_instruction)
+        model = Reranker(reranker, device=device, batch_size=batch_size, max_length=max_length,
+                         query_max_length=query_max_length, fp16=fp16, query_instruction=query_instruction)
     summary = ScoreSummary(out=str(out_path))
     with atomic_writer(out_path) as out, tqdm(desc="score pairs", unit="pair") as progress:
         chunk: list[tuple[int, dict]] = []
-        for item in iter_rows(in_path, encoding):
+        for item in iter_rows(in_path, encoding, rejects):
             chunk.append(item)
             if len(chunk) == chunk_rows:
                 out.writelines(dump_row(r) for r in _score_chunk(model, chunk, in_path, summary, progress))
                 chunk = []
         if chunk:
             out.writelines(dump_row(r) for r in _score_chunk(model, chunk, in_path, summary, progress))
+        if rejects is not None:
+            summary.rejects = rejects.finish(summary.rows)
     return summary
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN.jsonl", help="training rows (query, pos, neg)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl")
-    parser.add_argument("--reranker", required=True, metavar="PATH", help="cross-encoder directory (FlagReranker)")
+    parser.add_argument("--reranker", required=True, metavar="PATH",
+                        help="cross-encoder: a directory or a hub id (FlagReranker)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=512, help="max tokens of query + passage (default 512)")
     parser.add_argument("--query-max-length", type=int, default=None)
     parser.add_argument("--query-instruction", default=None, help="instruction prefixed to every query")
-    parser.add_argument("--devices", nargs="+", default=None, help="e.g. cuda:0 cuda:1 (default: FlagEmbedding picks)")
-    parser.add_argument("--fp32", action="store_true", help="score in fp32 instead of fp16")
+    add_device_argument(parser, legacy=True)
+    parser.add_argument("--fp32", action="store_true", help="score in fp32 on GPUs/NPUs too (the CPU always is)")
     parser.add_argument("--encoding", default=None, help="force the input encoding (default: detect)")
+    add_reject_arguments(parser)
 
 
 def run(args) -> int:
+    rejects = Rejects.from_args(args, args.output)
     summary = score_file(args.input, args.output, reranker=args.reranker, batch_size=args.batch_size,
-                         max_length=args.max_length, query_max_length=args.query_max_length, use_fp16=not args.fp32,
-                         devices=args.devices, query_instruction=args.query_instruction, encoding=args.encoding)
+                         max_length=args.max_length, query_max_length=args.query_max_length,
+                         fp16=False if args.fp32 else None, device=device_spec(args), query_instruction=args.query_instruction, encoding=args.encoding,
+                         rejects=rejects)
     for line in summary.lines():
         print(line)
     return 0

@@ -26,7 +26,7 @@ import numpy as np
 import psutil
 
 from ..errors import UserError
-from .devices import device_name, pick_devices
+from ..models.devices import device_name, parse_devices
 
 EN = ("the river town ferry crosses morning boat teacher school letter mountain story village old "
       "young family market rain autumn night city book chapter road bridge harbour lantern").split()
@@ -93,7 +93,7 @@ def bench(model_path, batch_sizes=(1, 8, 32, 128), reranker: bool = False, data_
         raise UserError(f"--batch-sizes {batch_sizes}: expected positive integers such as 1,8,32,128")
     if n_items < 1:
         raise UserError(f"--items {n_items}: must be positive")
-    devices = pick_devices(device)[:1]
+    devices = parse_devices(device)[:1]
     if data_dir is not None:
         from .datasets import load_eval_data
 
@@ -105,9 +105,10 @@ def bench(model_path, batch_sizes=(1, 8, 32, 128), reranker: bool = False, data_
         texts = synthetic_texts(n_items)
         queries = synthetic_texts(16, seed=1)
     if reranker:
-        from .rerank import Reranker
+        from ..models.reranker import Reranker
 
-        model = Reranker(model_path, devices=devices, batch_size=max(batch_sizes), max_length=max_length, fp16=fp16)
+        model = Reranker(model_path, device=devices[0], batch_size=max(batch_sizes), max_length=max_length, fp16=fp16,
+                         flag="--model")
         items = [(queries[i % len(queries)][:64], t) for i, t in enumerate(texts)]
         tok = model.model.tokenizer
         n_tokens = [len(x) for x in tok([a for a, _ in items], [b for _, b in items], truncation=True,
@@ -117,17 +118,19 @@ def bench(model_path, batch_sizes=(1, 8, 32, 128), reranker: bool = False, data_
             return model.model.compute_score([list(p) for p in batch], batch_size=b, max_length=max_length)
         what = "FlagReranker.compute_score"
     else:
-        from .encoding import Encoder
+        from ..models.embedder import Encoder
 
-        model = Encoder(model_path, devices=devices, passage_max_len=max_length, fp16=fp16)
+        model = Encoder(model_path, device=devices[0], passage_max_length=max_length, fp16=fp16, progress=False)
         items = texts
-        tok = model.model.tokenizer
+        tok = model.tokenizer
         n_tokens = [len(x) for x in tok(items, truncation=True, max_length=max_length)["input_ids"]]
-        kwargs = {"return_dense": True, "return_sparse": True, "return_colbert_vecs": True} if model.is_m3 else {}
+        outputs = {"dense", "sparse", "colbert"} if model.is_m3 else {"dense"}
 
         def call(batch, b):
-            return model.model.encode_corpus(batch, batch_size=b, max_length=max_length, **kwargs)
-        what = f"{model.class_name}.encode_corpus" + (" (dense + sparse + colbert)" if model.is_m3 else " (dense)")
+            model.batch_size = b
+            model.clear_cache()  # every timed call encodes for real
+            return model.encode(batch, "passage", outputs)
+        what = f"bgeft Encoder ({model.class_name})" + (" (dense + sparse + colbert)" if model.is_m3 else " (dense)")
     accel = _accel(devices)
     rows = []
     with _PeakRSS() as rss:

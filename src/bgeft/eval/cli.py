@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
+from ..models.devices import add_device_argument
 
 VERBS = ("retriever", "reranker", "pipeline", "compare", "bench")
 
@@ -23,8 +24,7 @@ def _common(p: argparse.ArgumentParser, ks: str) -> None:
     p.add_argument("--k", default=ks, help=f"cut-offs for the @k metrics (default: {ks})")
     p.add_argument("--out", metavar="DIR", help="write metrics.json, report.md and plots here "
                                                  "(without it the report is printed only)")
-    p.add_argument("--device", default="auto", help="auto (first CUDA GPU, else NPU, else CPU), cpu, cuda, cuda:N, "
-                                                    "npu, npu:N, or a comma list")
+    add_device_argument(p)
     p.add_argument("--precision", choices=("auto", "fp16", "fp32"), default="auto",
                    help="auto = fp16 on GPU/NPU, fp32 on CPU")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -36,11 +36,12 @@ def _retriever_opts(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="0.4,0.2,0.4", help="hybrid weights dense,sparse,colbert (default 0.4,0.2,0.4)")
     p.add_argument("--candidates-per-query", type=int, default=100, dest="n_candidates", metavar="N",
                    help="dense/sparse top-N passages that colbert and hybrid rescore (default 100)")
-    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="texts per batch (default: 32 on the CPU, from free memory on a GPU)")
     p.add_argument("--query-max-len", type=int, default=64)
     p.add_argument("--passage-max-len", type=int, default=512)
-    p.add_argument("--pooling", choices=("cls", "mean", "last_token"), default="cls",
-                   help="dense pooling (FlagEmbedding's default cls; mean for sentence-transformers models)")
+    p.add_argument("--pooling", choices=("auto", "cls", "mean"), default="auto",
+                   help="dense pooling (default: the model's 1_Pooling config, else cls as BGE models)")
     p.add_argument("--query-instruction", default=None, help="prefix for queries, e.g. bge v1.5's instruction")
     p.add_argument("--cache-dir", default=None, help="corpus-encoding cache (default ~/.cache/bgeft/embeddings)")
     p.add_argument("--no-cache", action="store_true", help="always re-encode the corpus, store nothing")
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="take the texts from this eval data (default: synthetic English/Chinese)")
     p.add_argument("--max-length", type=int, default=512)
     p.add_argument("--out", metavar="DIR")
-    p.add_argument("--device", default="auto")
+    add_device_argument(p)
     p.add_argument("--precision", choices=("auto", "fp16", "fp32"), default="auto")
     return parser
 
@@ -178,10 +179,25 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["TQDM_DISABLE"] = before
 
 
+INPUT_OPTIONS = ("data", "model", "candidates", "retriever", "reranker", "baseline", "candidate")
+
+
+def _check_outputs(a) -> None:
+    """--out and --cache-dir go through the shared guard: never an input, a root, $HOME or the working dir."""
+    from ..safety import check_output
+
+    inputs = [v for v in (getattr(a, name, None) for name in INPUT_OPTIONS) if isinstance(v, str)]
+    if a.out:
+        check_output(a.out, inputs, what="--out", is_dir=True)
+    if getattr(a, "cache_dir", None) and not getattr(a, "no_cache", False):
+        check_output(a.cache_dir, inputs, what="--cache-dir", is_dir=True)
+
+
 def _dispatch(a) -> int:
     from .report import RENDERERS
 
     out = a.out
+    _check_outputs(a)
     if a.verb == "retriever":
         _need_data(a)
         result = _run_retriever(a, a.model, out)

@@ -5,7 +5,7 @@ own inference classes (``FlagModel`` / ``BGEM3FlagModel`` / ``FlagReranker``) wi
 anything from disk, and scores it with the functions ``bgeft eval`` uses (``search.retrieve`` +
 ``metrics.evaluate_run``; ``rerank.bm25_candidates`` + ``rerank.rerank_run`` for rerankers).
 
-* eval mode and no grad while encoding (FlagEmbedding's encoders), train mode restored after;
+* encoded by bgeft's one ``Encoder`` (eval mode and inference mode while encoding, train mode restored after);
   the training precision through autocast (bf16/fp16 on an accelerator, fp32 on the CPU);
 * several processes: every rank encodes its slice of the corpus (or of the reranker pairs), the
   slices are gathered on rank 0, rank 0 computes the metrics and broadcasts them, so every rank
@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse as sp
 
 from ..eval_section import load_dev_set
-from .encoding import ALL_MODES, MODE_OUTPUTS, Encoded, Encoder
+from ..models.embedder import MODE_OUTPUTS, Encoded, Encoder
 from .metrics import evaluate_run
 from .retrieval import DEFAULT_WEIGHTS, parse_weights
 
@@ -50,21 +50,6 @@ def merge_encoded(parts: list[Encoded]) -> Encoded:
         sizes = np.concatenate([np.diff(p.colbert_offsets) for p in parts])
         out.colbert_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     return out
-
-
-class LiveEncoder(Encoder):
-    """bgeft's ``Encoder`` over a FlagEmbedding inference object built around the training model."""
-
-    def __init__(self, flag_model, is_m3: bool, device: str, batch_size: int, query_max_len: int,
-                 passage_max_len: int, pooling: str):
-        self.path, self.devices, self.fp16 = None, [device], False
-        self.batch_size, self.pooling = batch_size, pooling
-        self.query_max_len, self.passage_max_len = query_max_len, passage_max_len
-        self.query_instruction = flag_model.query_instruction_for_retrieval
-        self.is_m3 = is_m3
-        self.available_modes = ALL_MODES if is_m3 else ("dense",)
-        self.corpus_encode_calls = 0
-        self._model = flag_model
 
 
 def _flag_object(cls, tokenizer, device: str, batch_size: int, **settings):
@@ -165,8 +150,8 @@ class InTrainingEvaluator:
     def _retrieve(self, flag, rank: int, world: int, timing: dict) -> dict | None:
         from .search import retrieve
 
-        encoder = LiveEncoder(flag, self.task == "embedder.m3", self._device(), self.cfg["batch_size"],
-                              flag.query_max_length, flag.passage_max_length, flag.pooling_method)
+        encoder = Encoder(flag, batch_size=self.cfg["batch_size"], query_max_length=flag.query_max_length,
+                          passage_max_length=flag.passage_max_length, progress=False)  # a fresh one per evaluation
         outputs = set(MODE_OUTPUTS[self.mode])
         texts = self.data.doc_texts()
         lo, hi = rank * len(texts) // world, (rank + 1) * len(texts) // world

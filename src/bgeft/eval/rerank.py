@@ -24,24 +24,40 @@ Python API::
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from pathlib import Path
 
 from ..errors import UserError
+from ..safety import check_input
 from .compare import paired_stats
 from .datasets import EvalData, load_eval_data
-from .devices import half_precision_default, pick_devices
+from ..models.reranker import Reranker
 from .metrics import evaluate_run
 from .retrieval import parse_ks
 
 GAIN_METRICS = ("acc@1", "mrr", "ndcg@10", "err@10", "map")
 
 
+def _run_score(path: Path, where: str, value) -> float:
+    """A candidate's score: a finite number, or one message naming the place."""
+    try:
+        score = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        score = float("nan")
+    if not math.isfinite(score):
+        raise UserError(f"{path}: {where}: score {value!r} is not a finite number; candidates are ranked by score, "
+                        "so every score must be a real number")
+    return score
+
+
 def load_candidates(path, data: EvalData) -> dict[str, list[tuple[str, float]]]:
     """Read a candidates file (see the module docstring) into a run, checking every id."""
     p = Path(path)
-    if not p.is_file():
+    if not os.path.exists(p):
         raise UserError(f"--candidates {p}: file not found; pass runs/<mode>.json from `bgeft eval retriever --out`")
+    check_input(p, "--candidates")
     text = p.read_text(encoding="utf-8-sig")
     raw: dict[str, dict[str, float]] = {}
     try:
@@ -49,7 +65,8 @@ def load_candidates(path, data: EvalData) -> dict[str, list[tuple[str, float]]]:
         obj = obj.get("search_results", obj) if isinstance(obj, dict) else obj
         if not isinstance(obj, dict) or not all(isinstance(v, dict) for v in obj.values()):
             raise UserError(f"{p}: expected a JSON object {{query-id: {{doc-id: score}}}}")
-        raw = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in obj.items()}
+        raw = {str(q): {str(d): _run_score(p, f"query {q!r}, doc {d!r}", s) for d, s in docs.items()}
+               for q, docs in obj.items()}
     except json.JSONDecodeError:
         for lineno, line in enumerate(text.splitlines(), 1):
             cols = line.split()
@@ -57,7 +74,7 @@ def load_candidates(path, data: EvalData) -> dict[str, list[tuple[str, float]]]:
                 continue
             if len(cols) != 6:
                 raise UserError(f"{p}:{lineno}: expected a JSON run or TREC run lines 'qid Q0 docid rank score tag'")
-            raw.setdefault(cols[0], {})[cols[2]] = float(cols[4])
+            raw.setdefault(cols[0], {})[cols[2]] = _run_score(p, f"line {lineno}", cols[4])
     unknown = sorted({d for docs in raw.values() for d in docs if d not in data.corpus})
     if unknown:
         raise UserError(f"{p}: {len(unknown)} candidate doc id(s) are not in the corpus, e.g. {unknown[0]!r}; "
@@ -66,48 +83,11 @@ def load_candidates(path, data: EvalData) -> dict[str, list[tuple[str, float]]]:
 
 
 def bm25_candidates(data: EvalData, top: int) -> dict[str, list[tuple[str, float]]]:
-    from ..data.search import BM25Index
+    from ..models.index import BM25Index
 
     ids = data.doc_ids
     hits = BM25Index(data.doc_texts()).search([data.queries[q] for q in data.eval_qids], top)
     return {q: [(ids[i], float(top - r)) for r, i in enumerate(row)] for q, row in zip(data.eval_qids, hits)}
-
-
-class Reranker:
-    """FlagEmbedding's ``FlagReranker`` on the chosen device."""
-
-    def __init__(self, model, devices=None, batch_size: int = 32, max_length: int = 512, fp16: bool | None = None):
-        from .encoding import resolve_model
-
-        self.path = resolve_model(model)
-        self.devices = devices if isinstance(devices, list) else pick_devices(devices)
-        self.fp16 = half_precision_default(self.devices) if fp16 is None else fp16
-        self.batch_size, self.max_length = batch_size, max_length
-        cfg = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
-        self.trained_head = any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures") or [])
-        self._model = None
-
-    @property
-    def model(self):
-        if self._model is None:
-            from FlagEmbedding import FlagReranker
-
-            self._model = FlagReranker(str(self.path), devices=self.devices, use_fp16=self.fp16,
-                                       batch_size=self.batch_size, max_length=self.max_length)
-        return self._model
-
-    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
-        if not pairs:
-            return []
-        scores = self.model.compute_score([list(p) for p in pairs], batch_size=self.batch_size, max_length=self.max_length)
-        return [float(s) for s in (scores if isinstance(scores, list) else [scores])]
-
-    def info(self) -> dict:
-        from .encoding import model_fingerprint
-
-        return {"path": str(self.path), "class": "FlagReranker", "fingerprint": model_fingerprint(self.path),
-                "devices": self.devices, "fp16": self.fp16, "max_length": self.max_length,
-                "classifier_head_trained": self.trained_head}
 
 
 def rerank_run(reranker: Reranker, data: EvalData, run: dict, rerank_top: int) -> dict:
@@ -158,8 +138,9 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
     if data is None and data_dir is None:
         raise UserError("evaluate_reranker: pass data_dir (or a loaded EvalData as data=)")
     data = data or load_eval_data(data_dir, split)
-    reranker = Reranker(model_path, devices=device, batch_size=batch_size, max_length=max_length, fp16=fp16)
-    run1, described, retr = _first_stage(data, candidates, retriever, top, mode, cache_dir, reranker.devices,
+    reranker = Reranker(model_path, device=device, batch_size=batch_size, max_length=max_length, fp16=fp16,
+                        flag="--reranker" if kind == "pipeline" else "--model")
+    run1, described, retr = _first_stage(data, candidates, retriever, top, mode, cache_dir, ",".join(reranker.devices),
                                          retriever_kwargs, progress)
     t1 = time.perf_counter()
     run2 = rerank_run(reranker, data, run1, rerank_top)

@@ -10,20 +10,26 @@ Python API (what ``bgeft pipeline`` calls)::
         ks=(1, 5, 10, 20, 100),
         out_dir="outputs/eval/m3",  # metrics.json, report.md, plots, runs/<mode>.json; None = write nothing
         cache_dir=None,             # corpus-encoding cache; None = ~/.cache/bgeft/embeddings, False = off
-        device=None)                # None/"auto", "cpu", "cuda", "cuda:1", "npu", ...
+        device=None)                # bgeft.models.devices syntax: auto, cpu, cuda, cuda:1, npu, cuda:0,cuda:1
     result["results"]["hybrid"]["metrics"]["ndcg@10"]
     result["results"]["dense"]["per_query"]["q1"]["recall@10"]
     result["cache"]["hit"]          # True when the corpus encodings came from the cache
     result["_runs"]["hybrid"]       # {qid: [(docid, score), ...]} (not written to metrics.json)
+
+    # a model object already in memory (in-training evaluation): FlagEmbedding's training model
+    from bgeft.eval.retrieval import evaluate_model
+    evaluate_model(trainer.model, "example_data/eval", modes=["dense"], ks=(10,))["results"]["dense"]["metrics"]
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
 from ..errors import UserError
 from .datasets import EvalData, load_eval_data
-from .encoding import ALL_MODES, MODE_OUTPUTS, Encoder, encode_corpus_cached
+from ..models.embedder import ALL_MODES, MODE_OUTPUTS, Encoder
+from .encoding import encode_corpus_cached
 from .metrics import DEFAULT_KS, evaluate_run
 
 DEFAULT_WEIGHTS = (0.4, 0.2, 0.4)
@@ -50,8 +56,9 @@ def parse_weights(weights) -> dict[str, float]:
         except ValueError:
             raise UserError(f"--weights {weights!r}: expected three numbers dense,sparse,colbert such as 0.4,0.2,0.4") from None
     weights = list(weights)
-    if len(weights) != 3 or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise UserError(f"--weights {weights}: expected three non-negative numbers dense,sparse,colbert "
+    if (len(weights) != 3 or any(not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0 for w in weights)
+            or sum(weights) <= 0):
+        raise UserError(f"--weights {weights}: expected three finite non-negative numbers dense,sparse,colbert "
                         "(not all zero) such as 0.4,0.2,0.4")
     return dict(zip(("dense", "sparse", "colbert"), map(float, weights)))
 
@@ -73,7 +80,7 @@ def run_retriever(encoder: Encoder, data: EvalData, modes, weights, depth: int, 
     """Encode (or reuse) the corpus, encode the queries, rank in every mode. No metrics."""
     outputs = set().union(*(MODE_OUTPUTS[m] for m in modes))
     t_load = time.perf_counter()
-    encoder.model  # load the weights now, so the encode timings below are encoding only
+    encoder.load()  # the weights now, so the encode timings below are encoding only
     t0 = time.perf_counter()
     docs, cache = encode_corpus_cached(encoder, data.doc_texts(), data.corpus_fingerprint(), outputs, cache_dir)
     t1 = time.perf_counter()
@@ -91,30 +98,31 @@ def run_retriever(encoder: Encoder, data: EvalData, modes, weights, depth: int, 
 
 
 def encoder_info(encoder: Encoder) -> dict:
-    from .encoding import model_fingerprint
+    from ..models.resolve import model_fingerprint
 
-    return {"path": str(encoder.path), "class": encoder.class_name, "fingerprint": model_fingerprint(encoder.path),
+    return {"path": str(encoder.path) if encoder.path else f"<in-memory {encoder.class_name}>",
+            "class": encoder.class_name, "fingerprint": model_fingerprint(encoder.path) if encoder.path else None,
             "modes_available": list(encoder.available_modes), **encoder.settings(),
-            "query_max_len": encoder.query_max_len, "query_instruction": encoder.query_instruction,
+            "query_max_len": encoder.query_max_length, "query_instruction": encoder.query_instruction,
             "devices": encoder.devices}
 
 
 def evaluate_retriever(model_path, data_dir, modes=None, weights=DEFAULT_WEIGHTS, ks=DEFAULT_KS, out_dir=None,
-                       cache_dir=None, device=None, batch_size: int = 64, query_max_len: int = 64,
-                       passage_max_len: int = 512, pooling: str = "cls", query_instruction: str | None = None,
+                       cache_dir=None, device=None, batch_size: int | None = None, query_max_len: int = 64,
+                       passage_max_len: int = 512, pooling: str = "auto", query_instruction: str | None = None,
                        candidates: int = 100, depth: int | None = None, split: str = "test", fp16: bool | None = None,
                        progress: bool = True, data: EvalData | None = None, encoder: Encoder | None = None) -> dict:
     """Evaluate an embedder on ``data_dir`` (any layout of ``bgeft.eval.datasets``); see the module doc."""
     start = time.perf_counter()
     ks = parse_ks(ks)
+    weights = parse_weights(weights)  # before the data and the model are loaded
     if data is None and data_dir is None:
         raise UserError("evaluate_retriever: pass data_dir (or a loaded EvalData as data=)")
     data = data or load_eval_data(data_dir, split)
-    encoder = encoder or Encoder(model_path, devices=device, batch_size=batch_size, query_max_len=query_max_len,
-                                 passage_max_len=passage_max_len, pooling=pooling,
-                                 query_instruction=query_instruction, fp16=fp16)
+    encoder = encoder or Encoder(model_path, device=device, batch_size=batch_size, query_max_length=query_max_len,
+                                 passage_max_length=passage_max_len, pooling=pooling,
+                                 query_instruction=query_instruction, fp16=fp16, progress=progress)
     modes = parse_modes(modes, encoder)
-    weights = parse_weights(weights)
     depth = depth or max(100, ks[-1])
     if candidates < 1:
         raise UserError(f"--candidates {candidates}: must be a positive number of passages")
@@ -136,3 +144,15 @@ def evaluate_retriever(model_path, data_dir, modes=None, weights=DEFAULT_WEIGHTS
 
         write_outputs(Path(out_dir), result)
     return result
+
+
+def evaluate_model(model, data, tokenizer=None, **kwargs) -> dict:
+    """``evaluate_retriever`` for a model OBJECT already in memory (FlagEmbedding's training model, or a
+    ``FlagModel``/``BGEM3FlagModel``): encoded where it lies, with no on-disk cache, nothing written
+    unless ``out_dir`` is given. ``data``: a data directory or a loaded ``EvalData``."""
+    encoder = kwargs.pop("encoder", None) or Encoder(model, tokenizer=tokenizer, progress=kwargs.get("progress", True),
+                                                     query_max_length=kwargs.pop("query_max_len", 64),
+                                                     passage_max_length=kwargs.pop("passage_max_len", 512))
+    if isinstance(data, EvalData):
+        return evaluate_retriever(None, None, data=data, encoder=encoder, cache_dir=False, **kwargs)
+    return evaluate_retriever(None, data, encoder=encoder, cache_dir=False, **kwargs)

@@ -16,23 +16,15 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from .encoding import Encoded
-
-
-def _faiss_index(doc_dense: np.ndarray, gpu: bool):
-    import faiss
-
-    index = faiss.IndexFlatIP(doc_dense.shape[1])
-    if gpu and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
-        index = faiss.index_cpu_to_all_gpus(index)
-    index.add(np.ascontiguousarray(doc_dense, dtype=np.float32))
-    return index
+from ..models.embedder import Encoded
 
 
 def dense_topk(docs: Encoded, queries: Encoded, k: int, gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, indices), both (n_queries, k'); k' = min(k, n_docs)."""
+    """(scores, indices), both (n_queries, k'); k' = min(k, n_docs). Exact search (faiss flat)."""
+    from ..models.index import build_index
+
     k = min(k, docs.n)
-    index = _faiss_index(docs.dense, gpu)
+    index = build_index(docs.dense, "flat", gpu="auto" if gpu else "no")
     return index.search(np.ascontiguousarray(queries.dense, dtype=np.float32), k)
 
 

@@ -35,20 +35,18 @@ def _compare(baseline: Path, candidate: dict, out_dir: Path, ks: list[int]) -> l
     return table["rows"]
 
 
-def _modes(model: str, wanted: list[str]) -> tuple[list[str], str]:
-    """The requested modes this model can score, and its pooling from its sentence-transformers config
-    (mean for all-MiniLM-L6-v2, what a fine-tune was trained with; CLS when there is none, as BGE-M3)."""
-    from ..data.search import detect_pooling
-    from ..eval.encoding import is_m3_model
+def _modes(model: str, wanted: list[str]) -> list[str]:
+    """The requested modes this model can score (dense only without BGE-M3's heads)."""
+    from ..models.embedder import is_m3_model
 
     if Path(model).is_dir() and not is_m3_model(model):
-        return [m for m in wanted if m == "dense"] or ["dense"], detect_pooling(model)
-    return list(wanted), detect_pooling(model)  # a fine-tune's 1_Pooling holds its training pooling
+        return [m for m in wanted if m == "dense"] or ["dense"]
+    return list(wanted)
 
 
 def run_eval(ctx, stage, resume: bool) -> dict:
-    from ..eval.encoding import Encoder
     from ..eval.retrieval import evaluate_retriever
+    from ..models.embedder import Encoder
 
     sec = ctx.spec.data["eval"]
     split_dir = Path(ctx.path(stage, "split"))
@@ -56,10 +54,10 @@ def run_eval(ctx, stage, resume: bool) -> dict:
     retriever = ctx.path(stage, "retriever")
     reranker = ctx.path(stage, "reranker") if ctx.has(stage, "reranker") else None
     baseline = Path(ctx.path(stage, "baseline")) if ctx.has(stage, "baseline") else None
-    modes, pooling = _modes(retriever, sec["modes"])
+    modes = _modes(retriever, sec["modes"])
     if modes != sec["modes"]:
         ctx.log(f"{retriever} has no sparse/ColBERT heads (not an M3 model): scoring {', '.join(modes)} only")
-    encoder = Encoder(retriever, batch_size=sec["batch_size"], passage_max_len=sec["max_length"], pooling=pooling)
+    encoder = Encoder(retriever, batch_size=sec["batch_size"], passage_max_length=sec["max_length"], progress=False)
     summary: dict = {}
     splits = [split for split in SPLITS if (split_dir / split).is_dir()]
     for split in splits:

@@ -21,11 +21,20 @@ def run_mine(ctx, stage, resume: bool) -> dict:
                              corpus=split_dir / "train_corpus.jsonl", range_=(lo, hi), negatives=sec["negatives"],
                              margin=sec["margin"], bm25=sec["bm25"], batch_size=sec["batch_size"],
                              query_max_length=sec["query_max_len"], passage_max_length=sec["passage_max_len"],
-                             seed=sec["seed"])
+                             seed=sec["seed"], rejects=_rejects(sec, out))
     for line in summary.lines():
         ctx.log(line)
     _drop_rows_without_negatives(ctx, out)
     return _row_stats(out)
+
+
+def _rejects(sec: dict, out: Path):
+    """``skip_invalid: true`` in the stage's section: bad rows are left out and kept in OUT.rejects in the
+    stage directory."""
+    from ..data.rejects import Rejects
+
+    limit = sec["max_rejects"]
+    return Rejects(out, skip=sec["skip_invalid"], max_rejects=None if limit is None else str(limit))
 
 
 def _drop_rows_without_negatives(ctx, path: Path) -> None:
@@ -47,7 +56,7 @@ def run_score(ctx, stage, resume: bool) -> dict:
     sec = ctx.spec.data["score"]
     out = stage.dir / "train.jsonl"
     summary = score_file(ctx.path(stage, "data"), out, reranker=ctx.path(stage, "reranker"),
-                         batch_size=sec["batch_size"], max_length=sec["max_length"])
+                         batch_size=sec["batch_size"], max_length=sec["max_length"], rejects=_rejects(sec, out))
     for line in summary.lines():
         ctx.log(line)
     return _row_stats(out)

@@ -11,7 +11,6 @@ from pathlib import Path
 from ..errors import UserError
 from ..redaction import redact
 from .graph import RESUMABLE, Stage
-from .resources import materialise_model
 from .spec import Spec
 from .state import HashCache, explain_change, now, read_manifest, stage_key, write_manifest
 
@@ -34,7 +33,9 @@ class Context:
         kind, value = stage.refs[role]
         if kind == "stage":
             return str(self.by_name[value].output)
-        return materialise_model(value)
+        from ..models.resolve import materialise
+
+        return materialise(value)
 
     def has(self, stage: Stage, role: str) -> bool:
         return role in stage.refs
@@ -103,7 +104,10 @@ class Runner:
             print(f"  not part of this pipeline any more (left as they are): {', '.join(stale)}", file=self.out)
 
     def run(self, bodies: dict) -> list[dict]:
+        from .reproduce import environment, record_run
+
         self.spec.work_dir.mkdir(parents=True, exist_ok=True)
+        self.environment = environment()
         self.cache.path = self.spec.work_dir / ".hash_cache.json"
         lock = (self.spec.work_dir / ".pipeline.lock").open("w")
         try:
@@ -112,6 +116,7 @@ class Runner:
             raise UserError(f"{self.spec.work_dir}: another bgeft pipeline is running there; wait for it "
                             "or use another work_dir") from None
         try:
+            record_run(self.spec, self.environment)   # after the lock: one writer per work_dir
             return self._run(bodies)
         finally:
             self.cache.save()
@@ -138,7 +143,8 @@ class Runner:
             manifest = {"stage": stage.name, "kind": stage.kind, "round": stage.round, "key": key,
                         "status": "running", "reason": decision.reason, "params": redact(stage.params),
                         "inputs": inputs, "refs": {k: list(v) for k, v in stage.refs.items()},
-                        "started_at": now(), "attempts": (old.get("attempts", 0) + 1) if resume else 1}
+                        "started_at": now(), "attempts": (old.get("attempts", 0) + 1) if resume else 1,
+                        "environment": self.environment}
             write_manifest(stage.dir, manifest)
             self.cache.save()
             t0 = time.perf_counter()

@@ -21,6 +21,7 @@ MODES = ("dense", "sparse", "colbert", "hybrid")
 
 # section -> key -> (expected type(s), default); "path" marks strings resolved against the file
 _STR, _INT, _NUM, _BOOL, _LIST, _MAP = str, int, (int, float), bool, list, dict
+_REJECTS = (str, int)  # max_rejects: 10 or "5%"
 SCHEMA: dict[str, dict[str, tuple]] = {
     "base": {"retriever": (_STR, None), "reranker": (_STR, None)},
     "corpus": {"books": (_LIST, None), "file": (_STR, None), "by": (_STR, "paragraph"),
@@ -28,8 +29,10 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "queries": {"file": (_STR, None), "generate": (_MAP, None)},
     "split": {"dev": (_NUM, 0.2), "test": (_NUM, 0.2), "seed": (_INT, 0)},
     "mine": {"range": (_STR, "2-50"), "negatives": (_INT, 7), "margin": (_NUM, 0.05), "bm25": (_INT, 0), "seed": (_INT, 42),
-             "batch_size": (_INT, 32), "query_max_len": (_INT, 64), "passage_max_len": (_INT, 512)},
-    "score": {"reranker": (_STR, "previous"), "batch_size": (_INT, 32), "max_length": (_INT, 512)},
+             "batch_size": (_INT, 32), "query_max_len": (_INT, 64), "passage_max_len": (_INT, 512),
+             "skip_invalid": (_BOOL, False), "max_rejects": (_REJECTS, None)},
+    "score": {"reranker": (_STR, "previous"), "batch_size": (_INT, 32), "max_length": (_INT, 512),
+              "skip_invalid": (_BOOL, False), "max_rejects": (_REJECTS, None)},
     "train_embedder": {"recipe": (_STR, None), "model": (_MAP, {}), "data": (_MAP, {}), "training": (_MAP, {})},
     "train_reranker": {"recipe": (_STR, None), "model": (_MAP, {}), "data": (_MAP, {}), "training": (_MAP, {})},
     "eval": {"modes": (_LIST, list(MODES)), "k": (_LIST, [1, 5, 10]), "retrieve_top": (_INT, 20),
@@ -37,7 +40,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "report": {"select": (_STR, "retriever.hybrid.ndcg@10")},
 }
 REQUIRED = {"base": ("retriever",), "train_embedder": ("recipe",), "train_reranker": ("recipe",)}
-NULLABLE = {("corpus", "max_tokens"), ("mine", "margin")}  # null: no token budget / no margin filter
+# null: no token budget / no margin filter / no limit on rejected rows
+NULLABLE = {("corpus", "max_tokens"), ("mine", "margin"), ("mine", "max_rejects"), ("score", "max_rejects")}
 MAX_ROUNDS = 50   # each round adds 3-5 stages; more is a typo, not a plan
 MAX_K = 10_000
 OPTIONAL_STAGES = ("score", "train_reranker")  # leave the section out to skip the stage
@@ -70,6 +74,8 @@ def _suggest(word: str, choices) -> str:
 
 def _type_name(t) -> str:
     names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
+    if t is _REJECTS:
+        return 'a number of rows or a percentage ("5%")'
     return "a number" if isinstance(t, tuple) else names[t]
 
 
@@ -155,12 +161,24 @@ def _resolve(base: Path, value: str) -> str:
 
 
 def _check_values(path: Path, out: dict, at, where: dict) -> list[str]:
-    from .resources import resolve_model, resolve_recipe
+    from ..models.resolve import reference as resolve_model
+    from .resources import resolve_recipe
 
     errors: list[str] = []
     def base(*keys) -> Path:  # overrides are typed in a shell: their paths resolve against the working dir
         return Path.cwd() if _from_override(where, *keys) else path.parent
 
+    for section in ("mine", "score"):
+        limit = (out.get(section) or {}).get("max_rejects")
+        if limit is not None:
+            from ..data.rejects import parse_max_rejects
+            try:
+                parse_max_rejects(str(limit))
+            except UserError as exc:
+                errors.append(f"{at(section, 'max_rejects')}: {section}.max_rejects: {str(exc).split(': ', 1)[1]}")
+            if not out[section]["skip_invalid"]:
+                errors.append(f"{at(section, 'max_rejects')}: {section}.max_rejects: needs {section}.skip_invalid: "
+                              "true (without it the first bad row stops the stage)")
     corpus, queries = out["corpus"], out["queries"]
     if bool(corpus["books"]) == bool(corpus["file"]):
         errors.append(f"{at('corpus')}: corpus: give exactly one of books: [BOOK.txt, ...] (split into passages) "

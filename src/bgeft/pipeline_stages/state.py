@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..io import atomic_write_text
 from ..runs import sha256_file
 
 MANIFEST = "stage.json"
@@ -74,7 +75,9 @@ class HashCache:
 
     def reference(self, value: str) -> str:
         """Fingerprint of a path, the embedded model, or a hub id."""
-        if value == "demo":
+        from ..models.resolve import is_demo
+
+        if is_demo(value):  # the same key for either spelling of the demo model
             from importlib.metadata import PackageNotFoundError, version
 
             try:
@@ -89,9 +92,7 @@ class HashCache:
     def save(self) -> None:
         if not self.path:
             return
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(json.dumps(self.entries), encoding="utf-8")
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.entries))
 
 
 def stage_key(kind: str, params: dict, inputs: dict[str, str]) -> str:
@@ -107,9 +108,7 @@ def read_manifest(stage_dir: Path) -> dict | None:
 
 def write_manifest(stage_dir: Path, manifest: dict) -> None:
     stage_dir.mkdir(parents=True, exist_ok=True)
-    tmp = stage_dir / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, stage_dir / MANIFEST)
+    atomic_write_text(stage_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def now() -> str:

@@ -1,0 +1,410 @@
+"""The one encoder every verb uses: mining, scoring, evaluation, pipelines, in-training evaluation.
+
+::
+
+    enc = Encoder("outputs/bge-m3_unified", device="auto")       # or bgeft:demo-model, BAAI/bge-m3,
+    enc.is_m3, enc.available_modes                               # or a model object being trained
+    docs = enc.encode(passages, kind="passage", outputs={"dense", "sparse", "colbert"})   # -> Encoded
+    qs = enc.encode(questions, kind="query")                     # dense only
+    docs.dense, docs.sparse, docs.colbert_of(0)
+
+Rules (one copy of each):
+
+* **M3** = the directory holds both ``colbert_linear.pt`` and ``sparse_linear.pt``; FlagEmbedding loads
+  the heads only when both exist (otherwise it initialises them at random), so one head is not M3.
+  M3 models load with ``BGEM3FlagModel``, others with ``FlagModel``.
+* **Pooling** ``auto`` = what the model was trained with: ``1_Pooling/config.json`` (sentence-transformers
+  layout, which ``bgeft train`` writes too) says mean or CLS; without one, CLS (BGE's convention).
+* **Precision**: fp16 on CUDA/NPU, fp32 on the CPU (half precision is never used on a CPU).
+
+Each text is encoded once per ``Encoder``: inputs are deduplicated across calls (pool, positives and
+queries share one cache keyed by the model input and its max length, so a query equal to a passage
+is encoded once when no instruction prefixes queries). New texts are tokenized in windows, sorted by
+length and cut into batches padded only to their longest member, truncated at the model's position
+limit; the forward runs under ``torch.inference_mode``. Dense vectors larger than ``spill_bytes``
+go to a float16 memory-mapped file in chunks, so resident memory stays flat as the corpus grows.
+With more than one device (``--device cuda``), FlagEmbedding's one-process-per-device pool encodes.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse as sp
+from tqdm import tqdm
+
+from ..errors import UserError
+from .devices import half_precision, parse_devices
+from .resolve import model_dir
+
+ALL_MODES = ("dense", "sparse", "colbert", "hybrid")
+MODE_OUTPUTS = {"dense": {"dense"}, "sparse": {"sparse"}, "colbert": {"dense", "colbert"},
+                "hybrid": {"dense", "sparse", "colbert"}}
+POOLINGS = ("auto", "cls", "mean")
+MODEL_CLASSES = ("auto", "m3", "base")
+WINDOW = 8192                 # texts tokenized and length-sorted together
+SPILL_BYTES = 256 << 20       # dense vectors above this size go to a float16 memmap
+CPU_BATCH = 32
+
+
+@dataclass
+class Encoded:
+    """Encodings of n texts. ``colbert`` rows of text i are ``colbert[colbert_offsets[i]:colbert_offsets[i+1]]``."""
+
+    n: int
+    dense: np.ndarray | None = None
+    sparse: sp.csr_matrix | None = None
+    colbert: np.ndarray | None = None
+    colbert_offsets: np.ndarray | None = None
+
+    @property
+    def outputs(self) -> set[str]:
+        return {name for name in ("dense", "sparse", "colbert") if getattr(self, name) is not None}
+
+    def colbert_of(self, i: int) -> np.ndarray:
+        return self.colbert[self.colbert_offsets[i]:self.colbert_offsets[i + 1]]
+
+
+def is_m3_model(path: str | Path) -> bool:
+    p = Path(path)
+    return (p / "colbert_linear.pt").is_file() and (p / "sparse_linear.pt").is_file()
+
+
+def detect_pooling(path: str | Path) -> str:
+    cfg = Path(path) / "1_Pooling" / "config.json"
+    if cfg.is_file():
+        try:
+            if json.loads(cfg.read_text(encoding="utf-8")).get("pooling_mode_mean_tokens"):
+                return "mean"
+        except (OSError, ValueError):
+            pass
+    return "cls"
+
+
+def missing_modes_message(model, modes) -> str:
+    return (f"{model}: {', '.join(modes)} scoring needs BGE-M3's sparse and ColBERT heads "
+            "(colbert_linear.pt and sparse_linear.pt are not in the model directory), so this model "
+            "supports only dense mode; pass --modes dense, or evaluate an M3 model (BAAI/bge-m3 or an "
+            "embedder.m3 fine-tune)")
+
+
+class Encoder:
+    """A FlagEmbedding embedder plus the settings that decide what its vectors look like."""
+
+    def __init__(self, model, *, device=None, batch_size: int | None = None, query_max_length: int = 64,
+                 passage_max_length: int = 512, pooling: str = "auto", query_instruction: str | None = None,
+                 fp16: bool | None = None, model_class: str = "auto", tokenizer=None, progress: bool = True,
+                 spill_bytes: int = SPILL_BYTES):
+        if model_class not in MODEL_CLASSES or pooling not in POOLINGS:
+            raise UserError(f"--model-class must be one of {', '.join(MODEL_CLASSES)}, "
+                            f"--pooling one of {', '.join(POOLINGS)}")
+        if batch_size is not None and batch_size < 1:
+            raise UserError(f"--batch-size {batch_size}: must be at least 1")
+        self.obj = None if isinstance(model, (str, Path)) else model
+        if self.obj is None:
+            self.path = model_dir(model)
+            self.is_m3 = is_m3_model(self.path) if model_class == "auto" else model_class == "m3"
+            self.pooling = detect_pooling(self.path) if pooling == "auto" else pooling
+            self.devices = parse_devices(device)
+        else:
+            from .forward import FlagBackend, TrainingBackend, model_device
+
+            self.path = None
+            query_instruction = query_instruction or getattr(model, "query_instruction_for_retrieval", None)
+            if hasattr(model, "encode_corpus"):  # a FlagModel / BGEM3FlagModel already loaded
+                self._backend = FlagBackend(model, hasattr(model, "compute_lexical_matching_score"))
+            else:
+                self._backend = TrainingBackend(model, tokenizer)
+            self.is_m3 = self._backend.m3
+            self.pooling = getattr(model, "sentence_pooling_method", getattr(model, "pooling_method", pooling))
+            self.devices = [str(model_device(self._backend.module))]
+        self.fp16 = half_precision(self.devices) if fp16 is None else bool(fp16) and half_precision(self.devices)
+        self.batch_size = batch_size
+        self.query_max_length, self.passage_max_length = query_max_length, passage_max_length
+        self.query_instruction = query_instruction
+        self.query_format = getattr(model, "query_instruction_format", None) or "{}{}"
+        self.available_modes = ALL_MODES if self.is_m3 else ("dense",)
+        self.progress, self.spill_bytes = progress, spill_bytes
+        self.texts_encoded = 0          # model inputs run through the network (the dedupe is tested on it)
+        self._rows: dict[str, tuple[int, int, int, int]] = {}  # text -> chunk, row, tokens, limit
+        self._chunks: list[Encoded] = []
+        self._spill: str | None = None
+        if self.obj is None:
+            self._backend = None
+
+    # ---- the model --------------------------------------------------------------------------
+    @property
+    def class_name(self) -> str:
+        if self.obj is not None:
+            return type(self.obj).__name__
+        return "BGEM3FlagModel" if self.is_m3 else "FlagModel"
+
+    def settings(self) -> dict:
+        """Everything that changes passage encodings (part of the eval cache key)."""
+        return {"class": self.class_name, "pooling": self.pooling, "passage_max_len": self.passage_max_length,
+                "fp16": self.fp16, "normalize": True}
+
+    def check_modes(self, modes) -> None:
+        bad = [m for m in modes if m not in self.available_modes]
+        if bad:
+            raise UserError(missing_modes_message(self.path or self.class_name, bad))
+
+    @property
+    def backend(self):
+        if self._backend is None:
+            from FlagEmbedding import BGEM3FlagModel, FlagModel
+
+            from .forward import FlagBackend
+
+            cls = BGEM3FlagModel if self.is_m3 else FlagModel
+            fe = cls(str(self.path), devices=self.devices, use_fp16=self.fp16, pooling_method=self.pooling,
+                     normalize_embeddings=True, query_instruction_for_retrieval=self.query_instruction,
+                     batch_size=self.batch_size or 256, query_max_length=self.query_max_length,
+                     passage_max_length=self.passage_max_length)
+            if len(self.devices) == 1:
+                fe.model.to(self.devices[0])
+                fe.model.eval()
+                if not self.fp16:
+                    fe.model.float()
+            self._backend = FlagBackend(fe, self.is_m3)
+        return self._backend
+
+    def load(self) -> Encoder:
+        self.backend  # noqa: B018 - loads the weights now (timings after this are encoding only)
+        return self
+
+    @property
+    def tokenizer(self):
+        return self.backend.tokenizer
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def position_limit(self) -> int:
+        """The most tokens the model takes (tokenizer limit, position embeddings minus RoBERTa's offset)."""
+        limits = [n for n in (getattr(self.tokenizer, "model_max_length", None),) if n and n < 1_000_000]
+        cfg = getattr(self.backend.module, "config", None) or getattr(getattr(self.backend.module, "model", None),
+                                                                       "config", None)
+        if cfg is not None and getattr(cfg, "max_position_embeddings", None):
+            offset = (cfg.pad_token_id or 0) + 1 if "roberta" in (getattr(cfg, "model_type", "") or "") else 0
+            limits.append(cfg.max_position_embeddings - offset)
+        return min(limits) if limits else 512
+
+    # ---- encoding ---------------------------------------------------------------------------
+    def encode(self, texts: list[str], kind: str = "passage", outputs=("dense",)) -> Encoded:
+        """Encodings of ``texts`` (``kind``: ``query`` adds the query instruction and its max length)."""
+        outputs = set(outputs) | {"dense"}
+        if {"sparse", "colbert"} & outputs and not self.is_m3:
+            self.check_modes(sorted({"sparse", "colbert"} & outputs))
+        max_len = min(self.query_max_length if kind == "query" else self.passage_max_length, self.position_limit())
+        prefix = self.query_instruction if kind == "query" and self.query_instruction else ""
+        inputs = [self.query_format.format(prefix, t) for t in texts] if prefix else list(texts)
+        missing = list(dict.fromkeys(t for t in inputs if not self._cached(t, max_len, outputs)))
+        if missing:
+            lengths = self._add_chunk(missing, max_len, outputs, kind)
+            chunk = len(self._chunks) - 1
+            for row, text in enumerate(missing):
+                self._rows[text] = (chunk, row, lengths[row], max_len)
+        return self._gather(inputs, outputs)
+
+    def dense(self, texts: list[str], kind: str = "passage") -> np.ndarray:
+        return self.encode(texts, kind).dense
+
+    def encode_corpus(self, texts: list[str], outputs=("dense",)) -> Encoded:
+        return self.encode(texts, "passage", outputs)
+
+    def encode_queries(self, texts: list[str], outputs=("dense",)) -> Encoded:
+        return self.encode(texts, "query", outputs)
+
+    def _cached(self, text: str, max_len: int, outputs: set[str]) -> bool:
+        """Encoded before with these outputs, and the same tokens reach the model (same limit, or none cut)."""
+        entry = self._rows.get(text)
+        if entry is None or not outputs <= self._chunks[entry[0]].outputs:
+            return False
+        _, _, tokens, used = entry
+        return used == max_len or (tokens < used and tokens <= max_len)
+
+    def _gather(self, keys, outputs: set[str]) -> Encoded:
+        n = len(keys)
+        where = np.array([self._rows[k][:2] for k in keys], dtype=np.int64).reshape(n, 2)
+        last = len(self._chunks) - 1
+        if n and (where[:, 0] == last).all() and (where[:, 1] == np.arange(n)).all() and self._chunks[last].n == n:
+            return self._chunks[last]  # the common case: every text new, in order
+        dim = self._chunks[int(where[0, 0])].dense.shape[1] if n else 1
+        out = Encoded(n, dense=np.empty((n, dim), np.float32))
+        parts, order = [], []
+        for c in np.unique(where[:, 0]):
+            mask = where[:, 0] == c
+            rows, chunk = where[mask, 1], self._chunks[int(c)]
+            out.dense[mask] = chunk.dense[rows]
+            if "sparse" in outputs:
+                parts.append(chunk.sparse[rows])
+                order.append(np.nonzero(mask)[0])
+        if "sparse" in outputs:
+            out.sparse = sp.vstack(parts).tocsr()[np.argsort(np.concatenate(order))] if parts else None
+        if "colbert" in outputs:
+            vecs = [self._chunks[c].colbert_of(r) for c, r in where]
+            out.colbert, out.colbert_offsets = _concat(vecs, dim)
+        return out
+
+    def _add_chunk(self, texts: list[str], max_len: int, outputs: set[str], kind: str) -> list[int]:
+        """Encode ``texts`` as a new chunk; returns their token counts (``max_len`` when unknown)."""
+        lengths = [max_len] * len(texts)
+        if self.obj is None and len(self.devices) > 1:
+            self._chunks.append(self._encode_sharded(texts, max_len, outputs))
+        else:
+            self._chunks.append(self._encode_here(texts, max_len, outputs, kind, lengths))
+        self.texts_encoded += len(texts)
+        return lengths
+
+    def _dense_store(self, n: int, dim: int) -> np.ndarray:
+        if n * dim * 4 <= self.spill_bytes:
+            return np.empty((n, dim), np.float32)
+        if self._spill is None:
+            self._spill = tempfile.mkdtemp(prefix="bgeft-embeddings-")
+        path = Path(self._spill) / f"dense-{len(self._chunks)}.f16"
+        return np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, dim))
+
+    def _encode_here(self, texts: list[str], max_len: int, outputs: set[str], kind: str,
+                     lengths: list[int]) -> Encoded:
+        import torch
+
+        from .forward import model_device
+
+        backend = self.backend
+        device = model_device(backend.module)
+        tok = backend.tokenizer
+        pad_id = tok.pad_token_id or 0
+        batch = self.batch_size or auto_batch_size(device, backend.module, max_len)
+        enc = Encoded(len(texts))
+        sparse_rows: list[tuple[np.ndarray, sp.csr_matrix]] = []
+        colbert: list[np.ndarray | None] = [None] * len(texts)
+        bar = tqdm(total=len(texts), unit="text", desc=f"encode {kind}s", disable=not self.progress or len(texts) < 64,
+                   dynamic_ncols=True)
+        was_training = backend.module.training  # a model being trained: dropout off now, its mode back after
+        backend.module.eval()
+        try:
+            with torch.inference_mode():
+                for w0 in range(0, len(texts), WINDOW):
+                    ids = tok(texts[w0:w0 + WINDOW], truncation=True, max_length=max_len, add_special_tokens=True,
+                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+                    lengths[w0:w0 + len(ids)] = [len(x) for x in ids]
+                    order = np.argsort([-len(x) for x in ids], kind="stable")
+                    start = 0
+                    while start < len(order):
+                        idx = order[start:start + batch]
+                        try:
+                            out, mask = _run(backend, [ids[i] for i in idx], pad_id, device, outputs)
+                        except torch.cuda.OutOfMemoryError:
+                            if batch == 1:
+                                raise
+                            batch = max(1, batch // 2)
+                            torch.cuda.empty_cache()
+                            continue
+                        dense = out["dense"].float().cpu().numpy()
+                        if enc.dense is None:
+                            enc.dense = self._dense_store(len(texts), dense.shape[1])
+                        enc.dense[w0 + idx] = dense
+                        if out.get("sparse") is not None and "sparse" in outputs:
+                            sparse_rows.append((w0 + idx, sp.csr_matrix(out["sparse"].float().cpu().numpy())))
+                        if out.get("colbert") is not None and "colbert" in outputs:
+                            vecs, lens = out["colbert"].float().cpu().numpy(), mask.sum(1).cpu().numpy() - 1
+                            for j, i in enumerate(idx):
+                                colbert[w0 + i] = vecs[j, :lens[j]]
+                        bar.update(len(idx))
+                        start += len(idx)
+        finally:
+            backend.module.train(was_training)
+            bar.close()
+        if isinstance(enc.dense, np.memmap):
+            enc.dense.flush()
+        if "sparse" in outputs:
+            rows = np.concatenate([r for r, _ in sparse_rows]) if sparse_rows else np.zeros(0, np.int64)
+            mat = sp.vstack([m for _, m in sparse_rows]).tocsr() if sparse_rows else sp.csr_matrix((0, self.vocab_size))
+            enc.sparse = mat[np.argsort(rows)]
+        if "colbert" in outputs:
+            enc.colbert, enc.colbert_offsets = _concat(colbert, enc.dense.shape[1] if enc.dense is not None else 1)
+        return enc
+
+    def _encode_sharded(self, texts: list[str], max_len: int, outputs: set[str]) -> Encoded:
+        """One process per device through FlagEmbedding's multi-process pool."""
+        fe = self.backend.fe
+        batch = self.batch_size or 256
+        if not self.is_m3:
+            vecs = fe.encode(texts, batch_size=batch, max_length=max_len)
+            return Encoded(len(texts), dense=np.asarray(vecs, np.float32).reshape(len(texts), -1))
+        out = fe.encode(texts, batch_size=batch, max_length=max_len, return_dense=True,
+                        return_sparse="sparse" in outputs, return_colbert_vecs="colbert" in outputs)
+        enc = Encoded(len(texts), dense=np.asarray(out["dense_vecs"], np.float32).reshape(len(texts), -1))
+        if "sparse" in outputs:
+            enc.sparse = lexical_to_csr(out["lexical_weights"], self.vocab_size)
+        if "colbert" in outputs:
+            enc.colbert, enc.colbert_offsets = _concat([np.asarray(v, np.float32) for v in out["colbert_vecs"]],
+                                                       enc.dense.shape[1])
+        return enc
+
+    def clear_cache(self) -> None:
+        """Forget every encoding of this run (benchmarks time real encodes with it)."""
+        self._rows.clear()
+        self._chunks.clear()
+
+    def close(self) -> None:
+        if self._backend is not None and hasattr(self._backend, "fe"):
+            self._backend.fe.stop_self_pool()
+        if self._spill:
+            shutil.rmtree(self._spill, ignore_errors=True)
+            self._spill = None
+
+    def __del__(self):
+        if getattr(self, "_spill", None):
+            shutil.rmtree(self._spill, ignore_errors=True)
+
+
+def _run(backend, ids: list[list[int]], pad_id: int, device, outputs: set[str]):
+    """One batch padded to its longest member (right padding), through the backend."""
+    import torch
+
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for j, x in enumerate(ids):
+        input_ids[j, :len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[j, :len(x)] = 1
+    inputs = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+    return backend.forward(inputs, outputs), mask
+
+
+def auto_batch_size(device, module, max_len: int) -> int:
+    """CPU: small batches (cache friendly). Accelerators: from free memory, halved on out-of-memory."""
+    if device.type != "cuda":
+        return CPU_BATCH if device.type == "cpu" else 256
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    cfg = getattr(module, "config", None) or getattr(getattr(module, "model", None), "config", None)
+    hidden, heads = getattr(cfg, "hidden_size", 1024), getattr(cfg, "num_attention_heads", 16)
+    per_text = max_len * (12 * hidden + heads * max_len) * 2  # one layer's fp16 activations
+    return int(max(8, min(1024, free * 0.5 // per_text)))
+
+
+def _concat(vecs: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.concatenate([[0], np.cumsum([len(v) for v in vecs])]).astype(np.int64)
+    mat = np.concatenate(vecs, axis=0).astype(np.float32) if vecs and offsets[-1] else np.zeros((0, dim), np.float32)
+    return mat, offsets
+
+
+def lexical_to_csr(weights: list[dict], vocab_size: int) -> sp.csr_matrix:
+    """FlagEmbedding lexical weights ([{token_id_str: weight}]) -> an n x vocab CSR matrix."""
+    indptr, indices, data = [0], [], []
+    for row in weights:
+        for tok, w in row.items():
+            indices.append(int(tok))
+            data.append(float(w))
+        indptr.append(len(indices))
+    return sp.csr_matrix((np.asarray(data, np.float32), np.asarray(indices, np.int64), np.asarray(indptr, np.int64)),
+                         shape=(len(weights), vocab_size))

@@ -1,0 +1,121 @@
+"""The one vector index (faiss) and the one lexical index (BM25) that mining and evaluation search.
+
+* ``build_index(vectors, kind="flat"|"ivf"|"hnsw", gpu="auto", nprobe=None)`` -> a faiss inner-product
+  index (normalised vectors: cosine). ``flat`` is exact. ``ivf`` trains ``nlist`` ≈ 4·√N centroids
+  (at most N/39, faiss' minimum points per centroid; below 156 vectors it falls back to flat) and
+  searches ``nprobe`` of them (default 32, at most nlist). ``hnsw``: 32 links, efSearch 128.
+  Vectors are added in chunks converted to float32, so a float16 memmap is never copied whole.
+  ``gpu="auto"`` moves flat/IVF indexes onto every visible GPU when faiss has GPU support.
+* ``search(index, queries, k)`` -> ``(scores, ids)`` in batches with a tqdm bar.
+* ``BM25Index(texts).search(queries, k)``: bm25s over jieba tokens (Chinese and English words).
+"""
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import UserError
+
+INDEX_KINDS = ("flat", "ivf", "hnsw")
+ADD_CHUNK = 65536
+
+
+def _faiss():
+    try:
+        import faiss
+    except ImportError:
+        raise UserError("searching needs faiss: pip install faiss-cpu (or faiss-gpu-cu12 on CUDA machines)") from None
+    return faiss
+
+
+def gpu_available() -> bool:
+    faiss = _faiss()
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def ivf_nlist(n: int) -> int:
+    """≈ 4·√N centroids, at most N/39 (faiss warns below 39 training points per centroid)."""
+    return max(1, min(int(4 * math.sqrt(n)), n // 39))
+
+
+def _f32(block: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(block, dtype=np.float32)
+
+
+def build_index(vectors: np.ndarray, kind: str = "flat", gpu: str = "auto", nprobe: int | None = None):
+    """An inner-product faiss index over ``vectors`` (see the module docstring)."""
+    faiss = _faiss()
+    if kind not in INDEX_KINDS:
+        raise UserError(f"--index {kind}: choose one of {', '.join(INDEX_KINDS)}")
+    if nprobe is not None and nprobe < 1:
+        raise UserError(f"--nprobe {nprobe}: must be at least 1")
+    n, dim = vectors.shape
+    if kind == "ivf" and n >= 156:
+        nlist = ivf_nlist(n)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        step = max(1, n // min(n, 256 * nlist))  # a strided sample is enough to train the centroids
+        index.train(_f32(vectors[::step]))
+        index.nprobe = min(nprobe or 32, nlist)
+    elif kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = 128
+    else:
+        index = faiss.IndexFlatIP(dim)
+    use_gpu = gpu == "yes" or (gpu == "auto" and kind != "hnsw" and gpu_available())
+    if use_gpu:
+        if not gpu_available():
+            raise UserError("--faiss-gpu yes: this faiss has no GPU support or sees no GPU; "
+                            "install faiss-gpu-cu12 or use auto")
+        if kind == "hnsw":
+            raise UserError("--index hnsw runs on the CPU only; use --index flat or ivf with --faiss-gpu yes")
+        options = faiss.GpuMultipleClonerOptions()
+        options.shard = True
+        index = faiss.index_cpu_to_all_gpus(index, co=options)
+    for start in range(0, n, ADD_CHUNK):
+        index.add(_f32(vectors[start:start + ADD_CHUNK]))
+    return index
+
+
+def search(index, queries: np.ndarray, k: int, batch_size: int = 256,
+           desc: str = "search") -> tuple[np.ndarray, np.ndarray]:
+    k = min(k, index.ntotal)
+    scores, ids = [], []
+    for start in tqdm(range(0, len(queries), batch_size), desc=desc, unit="batch", disable=len(queries) <= batch_size):
+        s, i = index.search(_f32(queries[start:start + batch_size]), k)
+        scores.append(s)
+        ids.append(i)
+    if not scores:
+        return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
+    return np.concatenate(scores), np.concatenate(ids)
+
+
+_WORD = re.compile(r"\w", re.UNICODE)
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """jieba words (Chinese) and lower-cased words (English), punctuation and spaces dropped."""
+    import jieba
+
+    jieba.setLogLevel(60)
+    return [t.lower() for t in jieba.lcut(text) if _WORD.search(t)]
+
+
+class BM25Index:
+    """BM25 over ``texts`` with bm25s; ``search`` returns per query the ids of matching passages."""
+
+    def __init__(self, texts: list[str]):
+        import bm25s
+
+        self.n = len(texts)
+        self.retriever = bm25s.BM25()
+        bar = tqdm(texts, desc="bm25 index", disable=len(texts) < 1000)
+        self.retriever.index([bm25_tokens(t) or ["<empty>"] for t in bar], show_progress=False)
+
+    def search(self, queries: list[str], k: int) -> list[list[int]]:
+        k = min(k, self.n)
+        tokens = [bm25_tokens(q) or ["<empty>"] for q in queries]
+        ids, scores = self.retriever.retrieve(tokens, k=k, show_progress=len(queries) > 1000)
+        return [[int(i) for i, s in zip(row_ids, row_scores) if s > 0] for row_ids, row_scores in zip(ids, scores)]

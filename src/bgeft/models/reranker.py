@@ -1,0 +1,54 @@
+"""The one cross-encoder loader: FlagEmbedding's ``FlagReranker`` on the chosen device.
+
+Used by ``bgeft data score`` (teacher scores for distillation) and ``bgeft eval reranker|pipeline``.
+Scores are the raw, un-normalised logits (``normalize=False``: what FlagEmbedding's distillation loss
+expects, and what ranking needs). fp16 on CUDA/NPU, fp32 on the CPU.
+"""
+from __future__ import annotations
+
+import json
+
+from .devices import half_precision, parse_devices
+from .resolve import model_dir, model_fingerprint
+
+
+class Reranker:
+    def __init__(self, model, *, device=None, batch_size: int = 32, max_length: int = 512,
+                 query_max_length: int | None = None, fp16: bool | None = None, query_instruction: str | None = None,
+                 flag: str = "--reranker"):
+        self.path = model_dir(model, flag)
+        self.devices = parse_devices(device)
+        self.fp16 = half_precision(self.devices) if fp16 is None else bool(fp16) and half_precision(self.devices)
+        self.batch_size, self.max_length, self.query_max_length = batch_size, max_length, query_max_length
+        self.query_instruction = query_instruction
+        cfg = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+        self.trained_head = any(a.endswith("ForSequenceClassification") for a in cfg.get("architectures") or [])
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            from FlagEmbedding import FlagReranker
+
+            self._model = FlagReranker(str(self.path), devices=self.devices, use_fp16=self.fp16,
+                                       batch_size=self.batch_size, max_length=self.max_length,
+                                       query_max_length=self.query_max_length,
+                                       query_instruction_for_rerank=self.query_instruction, normalize=False)
+        return self._model
+
+    def score(self, pairs) -> list[float]:
+        """Raw scores of ``(query, passage)`` pairs, in order."""
+        if not pairs:
+            return []
+        scores = self.model.compute_score([list(p) for p in pairs], batch_size=self.batch_size,
+                                          max_length=self.max_length, normalize=False)
+        return [float(s) for s in (scores if isinstance(scores, list) else [scores])]
+
+    def info(self) -> dict:
+        return {"path": str(self.path), "class": "FlagReranker", "fingerprint": model_fingerprint(self.path),
+                "devices": self.devices, "fp16": self.fp16, "max_length": self.max_length,
+                "classifier_head_trained": self.trained_head}
+
+    def close(self) -> None:
+        if self._model is not None:
+            self._model.stop_self_pool()

@@ -60,6 +60,9 @@ class EvalHistory:
         if not self.enabled:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
+        earlier = [r for r in read_history(self.dir) if r.get("step", -1) < step]
+        if len(earlier) < len(read_history(self.dir)):  # resumed before a step evaluated last time: measure it anew
+            (self.dir / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in earlier), encoding="utf-8")
         row = {"step": step, "epoch": round(epoch, 4) if epoch is not None else None,
                "eval_seconds": round(seconds, 4), **metrics}
         with (self.dir / HISTORY).open("a", encoding="utf-8") as f:

@@ -88,6 +88,30 @@ def train_overrides(stage, init: str, data: str, out_dir: Path) -> list[str]:
     return overrides
 
 
+def eval_overrides(ctx, stage) -> list[str]:
+    """Keep each round's best checkpoint by dev nDCG@10: evaluate on the split's dev set at every
+    checkpoint (``eval:`` + the Trainer's own keys; what the stage's training section sets wins)."""
+    from .. import recipe as recipes
+
+    dev = Path(ctx.path(stage, "split")) / "dev" if ctx.has(stage, "split") else None
+    if dev is None or not (dev / "qrels").is_dir():
+        return []
+    recipe = recipes.load(ctx.path(stage, "recipe"))
+    own = stage.params["training"]
+    training = {**recipe.section("training"), **own}
+    settings = {"eval_strategy": "steps", "eval_steps": training.get("save_steps") or 500, "save_strategy": "steps",
+                "metric_for_best_model": "ndcg@10", "load_best_model_at_end": True}
+    overrides = [_override(f"training.{k}", v) for k, v in settings.items() if k not in own]
+    overrides += [_override("eval.data", str(dev)), _override("eval.batch_size", 32)]
+    kind, mode = (str(ctx.spec.data.get("report", {}).get("select", "")).split(".") + ["", ""])[:2]
+    if stage.kind == "train_reranker":
+        overrides.append(_override("eval.rerank_top", ctx.spec.data["eval"].get("retrieve_top", 100)))
+    elif recipe.data.get("task") == "embedder.m3" and training.get("unified_finetuning") and kind == "retriever" \
+            and mode in ("sparse", "colbert", "hybrid"):
+        overrides.append(_override("eval.mode", mode))
+    return overrides
+
+
 def check_recipe(recipe: str, stage_params: dict, existing_file: str) -> None:
     """Static recipe validation with the stage's settings, before anything runs. What the pipeline
     wires in later (start weights, the mined data, output dir) gets placeholders here."""
@@ -106,7 +130,8 @@ def run_train(ctx, stage, resume: bool) -> dict:
     if resume:
         _drop_incomplete_checkpoints(ctx, out_dir)
     argv = ["train", ctx.path(stage, "recipe"), *train_overrides(stage, ctx.path(stage, "init"),
-                                                               ctx.path(stage, "data"), out_dir), "--resume"]
+                                                               ctx.path(stage, "data"), out_dir),
+            *eval_overrides(ctx, stage), "--resume"]
     ctx.log("bgeft " + " ".join(str(a) for a in argv[:2]) + " ... --resume")
     args = build_parser().parse_args([str(a) for a in argv])
     code = args.func(args)
@@ -137,4 +162,10 @@ def _train_summary(out_dir: Path) -> dict:
         state = ckpts[-1]
     data = json.loads(state.read_text(encoding="utf-8"))
     losses = [h["loss"] for h in data.get("log_history", []) if "loss" in h]
-    return {"global_step": data.get("global_step"), "last_loss": losses[-1] if losses else None}
+    out = {"global_step": data.get("global_step"), "last_loss": losses[-1] if losses else None}
+    kept = out_dir / "eval_summary.json"  # written by in-training evaluation (bgeft.eval.history)
+    if kept.is_file():
+        ev = json.loads(kept.read_text(encoding="utf-8"))
+        out.update({"kept_step": ev.get("best_global_step") if ev.get("load_best_model_at_end") else ev.get("last_step"),
+                    "dev_metric": ev.get("metric"), "dev_best": ev.get("best_metric")})
+    return out

@@ -116,20 +116,18 @@ RUN if getent passwd "${BGEFT_UID}" > /dev/null; then \
     && chgrp "${BGEFT_GID}" /etc/passwd && chmod g+w /etc/passwd \
     && chmod 0755 scripts/entrypoint.sh scripts/docker_quick_start.sh
 
-# 5. Prove the image: every pin, the torch build and the imports (fails the build on drift).
+# 5. Prove the image: every pin, the torch build and the imports (fails the build on drift). On CUDA
+#    also the GPU architectures torch has kernels for (REQUIRE_ARCH) and DeepSpeed's FusedAdam, built
+#    now (DS_ACCELERATOR=cuda: no GPU at build time; TORCH_CUDA_ARCH_LIST names what to compile) so a
+#    missing compiler or CUDA_HOME fails the build, not the first optimizer step.
 RUN case "${DEVICE}" in \
-        cuda) built_for="${CUDA_VERSION}" ;; \
-        cpu) built_for=none ;; \
+        cuda) built_for="${CUDA_VERSION}"; archs="${REQUIRE_ARCH}"; ops=FusedAdamBuilder ;; \
+        cpu) built_for=none; archs=""; ops="" ;; \
         *) echo "DEVICE=${DEVICE}: use cuda or cpu" >&2; exit 1 ;; \
     esac \
-    && gpu_checks=() \
-    && if [ "${DEVICE}" = cuda ]; then \
-           read -ra archs <<< "${REQUIRE_ARCH}"; \
-           gpu_checks=(--require-arch "${archs[@]}" --load-op FusedAdamBuilder); \
-       fi \
     && TORCH_EXTENSIONS_DIR=/tmp/ds-ops-check TORCH_CUDA_ARCH_LIST="8.0;9.0;10.0;12.0" DS_ACCELERATOR="${DEVICE}" \
        python3 scripts/verify_image.py "${REQUIREMENTS}" \
-        --torch "${TORCH_VERSION}" --cuda "${built_for}" "${gpu_checks[@]}" \
+        --torch "${TORCH_VERSION}" --cuda "${built_for}" --require-arch "${archs}" --load-op "${ops}" \
         --import torch FlagEmbedding transformers deepspeed faiss sentence_transformers yaml bgeft \
     && rm -rf /tmp/ds-ops-check \
     && bgeft ls > /dev/null

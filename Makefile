@@ -8,12 +8,13 @@ TORCH_PIP_ARGS ?=
 BIN := $(VENV)/bin
 DEMO_OUT ?= outputs/demo_cpu_m3
 
-.PHONY: help install lint-tools demo demo-train test test-fast clean lock
+.PHONY: help install lint-tools demo demo-train test test-containers test-fast clean lock
 
 help:
 	@echo "make demo     - install into $(VENV), then the demo pipeline: raw Chinese book -> fine-tuned retriever + reranker -> report (CPU, < 10 min)"
 	@echo "make demo-train - only train the BGE-M3 demo recipe (< 1 min)"
-	@echo "make test     - install into $(VENV) (+ static-check tools into $(LINT_VENV)) and run the whole test suite"
+	@echo "make test     - install into $(VENV) (+ static-check tools into $(LINT_VENV)) and run the whole test suite, then make test-containers"
+	@echo "make test-containers - the container suite: a private Docker engine runs the image, launcher and compose for real (root; skips with one line elsewhere)"
 	@echo "make install  - only create $(VENV) and install bgeft with pinned CPU dependencies"
 	@echo "make lock     - regenerate requirements/{cuda,npu}.lock (hashes from the index) after changing a pin"
 
@@ -52,6 +53,13 @@ demo-train: install
 
 test: install lint-tools
 	PATH="$(CURDIR)/$(BIN):$$PATH:$(CURDIR)/$(LINT_VENV)/bin" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
+	$(MAKE) test-containers
+
+# tests/containers: installs docker.io, debootstrap and docker-compose with apt when missing, starts a
+# private dockerd (own socket and data root, removed at the end), builds the Dockerfile on a CPU base
+# cached in ~/.cache/bgeft-containers, and runs the launcher, compose and the quick start in it.
+test-containers: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m containers tests/containers
 
 test-fast: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" --ignore=tests/deploy

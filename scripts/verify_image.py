@@ -134,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="DeepSpeed op builders to build and load now, e.g. FusedAdamBuilder")
     p.add_argument("--import", dest="modules", nargs="*", default=[], metavar="MODULE")
     args = p.parse_args(argv)
+    # a Dockerfile passes each list as one word ("sm_90 sm_100", "" for none)
+    args.require_arch = [w for v in args.require_arch for w in v.replace(",", " ").split()]
+    args.ops = [w for v in args.ops for w in v.replace(",", " ").split()]
     problems = check_pins(pinned(args.requirements))
     problems += check_torch(args.torch, args.cuda)
     if args.require_arch or args.cuda not in (None, "none"):

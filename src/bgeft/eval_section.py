@@ -33,6 +33,7 @@ FIELDS = {
     "batch_size": "positive int; texts per encoding batch (default 64)",
     "early_stopping_patience": "positive int; evaluations without a new best before training stops",
     "max_corpus": "positive int; encode at most this many passages, every judged passage kept",
+    "rerank_top": "positive int; rerankers: BM25 candidates reranked per query (default 100)",
 }
 SUPPORTED_TASKS = ("embedder.m3", "embedder.base", "reranker.base")
 MODES = ("dense", "sparse", "colbert", "hybrid")
@@ -93,7 +94,7 @@ def check(recipe) -> list[str]:
             close = difflib.get_close_matches(str(key), list(FIELDS), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]}?)" if close else ""
             err(f"eval.{key}", f"unknown key{hint}; eval keys: {', '.join(FIELDS)}")
-        elif key in ("batch_size", "early_stopping_patience", "max_corpus") and value is not None \
+        elif key in ("batch_size", "early_stopping_patience", "max_corpus", "rerank_top") and value is not None \
                 and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             err(f"eval.{key}", f"expected a {FIELDS[key].split(';')[0]}, got {value!r}")
         elif key == "split" and (not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.-]+", value)):
@@ -115,6 +116,8 @@ def check(recipe) -> list[str]:
     if raw is not None and isinstance(task, str) and task not in SUPPORTED_TASKS:
         err("eval", f"evaluating during training is available for {', '.join(SUPPORTED_TASKS)}, not {task}; "
                     "remove the eval: section and evaluate the saved model with `bgeft eval`")
+    if section.get("rerank_top") is not None and not reranker:
+        err("eval.rerank_top", "only rerankers rerank candidates; embedders rank the whole corpus: remove it")
     data = section.get("data")
     strategy = _strategy(training.get("eval_strategy"))
     if raw is not None:
@@ -186,6 +189,7 @@ def settings(recipe) -> dict | None:
     out["ks"] = sorted(ks)
     if recipe.data.get("task", "").startswith("reranker"):
         out.pop("mode", None)
+        out.setdefault("rerank_top", 100)
     return out
 
 
@@ -234,15 +238,18 @@ def plan_notes(recipe, world: int) -> list[str]:
     group = int(rdata.get("train_group_size", 8))
     # a training step runs forward + backward (~3 forward passes) over batch queries and batch*group passages
     step_texts = 3 * batch * (group + 1)
-    equiv = (n_docs + n_q) / step_texts
-    what = "reranking BM25 candidates" if recipe.data["task"].startswith("reranker") else f"{cfg['mode']} retrieval"
+    reranker = recipe.data["task"].startswith("reranker")
+    texts = n_q * min(cfg.get("rerank_top", 100), n_docs) if reranker else n_docs + n_q
+    equiv = texts / step_texts
+    what = f"reranking the BM25 top {cfg.get('rerank_top')}" if reranker else f"{cfg['mode']} retrieval"
     kept = f" (max_corpus {cfg['max_corpus']}, judged passages kept)" if cfg.get("max_corpus") else ""
-    return [f"eval: {count} {when} on {cfg['data']} ({what}, metric "
-            f"{training.get('metric_for_best_model') or 'all reported'}): {n_q} judged queries, {n_docs} passages"
-            f"{kept} re-encoded at each evaluation, split across {world} process(es)",
-            f"eval: estimated cost of one evaluation ~ {equiv:.1f} training step(s) of compute "
-            f"({n_docs + n_q} texts encoded vs ~{step_texts} text-passes per step); lower it with eval.max_corpus "
-            "or a larger eval_steps"]
+    where = " (BM25 candidates)" if reranker else " re-encoded at each evaluation"
+    unit = "pairs scored" if reranker else "texts encoded"
+    metric = training.get("metric_for_best_model") or "all reported"
+    return [f"eval: {count} {when} on {cfg['data']} ({what}, metric {metric}): {n_q} judged queries, "
+            f"{n_docs} passages{kept}{where}, split across {world} process(es)",
+            f"eval: estimated cost of one evaluation ~ {equiv:.1f} training step(s) of compute ({texts} {unit} vs "
+            f"~{step_texts} text-passes per step); lower it with eval.max_corpus or a larger eval_steps"]
 
 
 def worker_args(recipe) -> list[str]:

@@ -131,10 +131,14 @@ def _umask() -> int:
     return mask
 
 
+# writing or renaming the temporary failed (the last four: the target appeared or changed kind meanwhile)
+_WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS, errno.EACCES, errno.EPERM,
+                 errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.EBUSY)
+
+
 def _own_error(exc: OSError, tmp: str) -> bool:
     """True when ``exc`` is about writing the temporary output (not, say, an input the block was reading)."""
-    return (exc.filename is None or str(exc.filename).startswith(tmp)) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO,
-                                                         errno.EROFS, errno.EACCES, errno.EPERM)
+    return (exc.filename is None or str(exc.filename).startswith(tmp)) and exc.errno in _WRITE_ERRNOS
 
 
 @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """``bgeft ls | cat | cp | validate``: discover, read, copy and check recipes (no torch import)."""
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 from . import recipe as recipes
 from .assets import asset_dir, asset_root
 from .errors import UserError
+from .io import atomic_write_text
 
 
 def shipped() -> dict[str, Path]:
@@ -53,13 +55,12 @@ def cmd_cp(args) -> int:
     dest = Path(args.dest)
     if dest.is_dir():
         dest = dest / src.name
-    if dest.exists():
+    if os.path.lexists(dest):  # a dangling link too: writing would follow it
         raise UserError(f"{dest} already exists; choose another DEST or delete it first")
     root = asset_root()
     text = re.sub(r"(?<![\w/.])\.\./(ds_configs|example_data)/",
                   lambda m: f"{root / m.group(1)}/", src.read_text(encoding="utf-8"))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(text, encoding="utf-8")
+    atomic_write_text(dest, text)
     print(f"copied {src.stem} to {dest}")
     return 0
 

@@ -143,6 +143,8 @@ def cmd_reproduce(args) -> int:
     from .launch import detect_device
     from .train_cmd import cmd_train
 
+    if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        raise UserError(f"--tolerance {args.tolerance}: give a difference >= 0 (0 = identical)")
     run_dir = Path(args.run_dir).resolve()
     recorded = read_manifest(run_dir)
     out = Path(args.output).resolve() if args.output else run_dir.with_name(run_dir.name + "-reproduce")

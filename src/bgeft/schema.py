@@ -98,7 +98,13 @@ def load_schema() -> tuple[dict, bool]:
         snap = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
         if snap.get("versions") == installed_versions() and set(snap["tasks"]) == set(TASKS):
             return snap, True
-    return live_schema(), False
+    try:
+        return live_schema(), False
+    except Exception as exc:  # FlagEmbedding or transformers broken by a version bgeft was not tested with
+        from .envcheck import broken_flagembedding
+        from .errors import UserError
+
+        raise UserError(f"cannot read FlagEmbedding's arguments: {broken_flagembedding(exc)}") from None
 
 
 def section_fields(schema: dict, task: str, section: str) -> dict[str, dict]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -121,3 +122,24 @@ def test_cli_runs(tmp_path, run_cli, example_data):
     assert code == 0 and "5 chapter(s)" in out
     rows = read(tmp_path / "c.jsonl")
     assert rows[0]["chapter"] == "第一章 渡口" and len({r["_id"] for r in rows}) == len(rows)
+
+
+def test_split_book_skip_invalid_leaves_unreadable_books_out(tmp_path, run_cli):
+    good = tmp_path / "good.txt"
+    good.write_text("第一章 开始\n\n河水涨了。\n", encoding="utf-8")
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n   \n", encoding="utf-8")
+    pdf = tmp_path / "scan.pdf"
+    pdf.write_bytes(b"%PDF-1.4")
+    out = tmp_path / "corpus.jsonl"
+    code, _, err = run_cli("data", "split-book", good, blank, pdf, "-o", out)
+    assert code == 2
+    assert err == (f"bgeft: error: {pdf}: split-book reads .txt and .md books; convert it to plain text first; "
+                   "or pass --skip-invalid to leave bad books out\n")
+    code, stdout, _ = run_cli("data", "split-book", good, blank, pdf, "-o", out, "--skip-invalid")
+    assert code == 0
+    assert "kept 1, rejected 2:" in stdout
+    assert [json.loads(line)["book"] for line in out.read_text(encoding="utf-8").splitlines()] == ["good"]
+    rejects = [json.loads(line) for line in Path(f"{out}.rejects").read_text(encoding="utf-8").splitlines()]
+    assert [(r["file"], r["line"]) for r in rejects] == [(str(pdf), None), (str(blank), None)]
+    assert rejects[1]["reason"] == "no text found; is it the right file?"

@@ -66,3 +66,18 @@ def test_cli(cross_encoder, tmp_path, run_cli):
     code, out, _ = run_cli("data", "score", src, "-o", tmp_path / "o.jsonl", "--reranker", cross_encoder, "--fp32")
     assert code == 0 and "scored 3 pairs in 1 rows" in out
     assert len(read(tmp_path / "o.jsonl")[0]["neg_scores"]) == 2
+
+
+def test_skip_invalid_scores_the_good_rows(cross_encoder, tmp_path, run_cli):
+    src = tmp_path / "train.jsonl"
+    src.write_text('{"query": "渡口在哪里？", "pos": ["渡口在镇子的南头。"], "neg": ["河水涨了。"]}\n'
+                   '{"query": "bad", "pos": []}\n', encoding="utf-8")
+    out = tmp_path / "scored.jsonl"
+    code, _, err = run_cli("data", "score", src, "-o", out, "--reranker", cross_encoder, "--fp32")
+    assert code == 2
+    assert err.endswith(f"bgeft: error: {src}:2: pos: empty list; or pass --skip-invalid to leave bad rows out\n")
+    code, stdout, _ = run_cli("data", "score", src, "-o", out, "--reranker", cross_encoder, "--fp32",
+                              "--skip-invalid")
+    assert code == 0 and f"kept 1, rejected 1: pos: empty list (1) (listed in {out}.rejects)" in stdout
+    (row,) = read(out)
+    assert len(row["pos_scores"]) == 1 and len(row["neg_scores"]) == 1

@@ -112,7 +112,7 @@ def test_plain_model_is_dense_only(demo_model, beir_dir, tmp_path):
 def test_bad_options(m3_tiny, beir_dir):
     with pytest.raises(UserError, match=r"--modes: unknown mode\(s\) splade; choose from dense, sparse, colbert, hybrid"):
         evaluate_retriever(m3_tiny, beir_dir, modes="dense,splade", cache_dir=False, device="cpu")
-    with pytest.raises(UserError, match=r"--weights \[0.5, 0.5\]: expected three non-negative numbers"):
+    with pytest.raises(UserError, match=r"--weights \[0.5, 0.5\]: expected three finite non-negative numbers"):
         evaluate_retriever(m3_tiny, beir_dir, weights="0.5,0.5", cache_dir=False, device="cpu")
 
 

@@ -51,3 +51,9 @@ def test_a_non_empty_output_is_refused(run_dir, tmp_path, run_cli, tree_guard):
     code, _, err = run_cli("reproduce", run_dir, "-o", taken)
     guard.assert_only()
     assert code == 2 and f"-o {taken}: not empty; choose a new directory for the reproduction" in err
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf"])
+def test_a_meaningless_tolerance_is_refused(run_dir, run_cli, value):
+    code, _, err = run_cli("reproduce", run_dir, "--check", "--tolerance", value)
+    assert code == 2 and f"--tolerance {float(value)}: give a difference >= 0 (0 = identical)" in err

@@ -23,7 +23,7 @@ STAGES = ["corpus", "queries", "split", "eval-base", "mine-r1", "score-r1", "tra
 
 def pipeline(*args, check=True, **kw) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, "-m", "bgeft.cli", "pipeline", *map(str, args)], capture_output=True,
-                          text=True, timeout=600, **kw)
+                          text=True, timeout=900, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return proc
@@ -88,6 +88,26 @@ def test_report_holds_baseline_every_round_and_significance(finished):
     assert best["select"] == "retriever.dense.ndcg@10" and best["label"] in ("baseline", "round 1", "round 2")
     assert re.search(r"^model\s+dev retriever\.dense\.ndcg@10", proc.stdout, re.M)   # the printed summary table
     assert f"best on dev: {best['label']}" in proc.stdout
+
+
+def test_train_stages_keep_their_best_checkpoint_by_dev_ndcg(finished):
+    root, _, proc = finished
+    work = root / "work"
+    report = (work / "15-report" / "report.md").read_text()
+    assert "| stage | steps | last loss | kept (best on dev) | seconds |" in report
+    for i, name in ((7, "train_embedder-r1"), (8, "train_reranker-r1"), (12, "train_embedder-r2")):
+        summary = json.loads((work / f"{i:02d}-{name}" / "stage.json").read_text())["summary"]
+        history = [json.loads(x) for x in (work / f"{i:02d}-{name}" / "model" / "eval_history.jsonl")
+                   .read_text().splitlines()]
+        assert [h["step"] for h in history] == [1, 2]  # evaluated on the split's dev set at each checkpoint
+        best = max(history, key=lambda h: (h["eval_ndcg@10"], -h["step"]))
+        assert summary["dev_metric"] == "ndcg@10" and summary["kept_step"] == best["step"]
+        assert summary["dev_best"] == best["eval_ndcg@10"]
+        assert f"{name}: kept step {best['step']} of 2 (dev ndcg@10 {best['eval_ndcg@10']:.4f})" in proc.stdout
+        assert f"| {name} | 2 |" in report
+    bgeft_run = yaml.safe_load((work / "07-train_embedder-r1" / "model" / "bgeft_run.yaml").read_text())
+    assert bgeft_run["eval"]["data"] == str(work / "03-split" / "dev")
+    assert bgeft_run["training"]["load_best_model_at_end"] is True
 
 
 def test_second_run_skips_everything(finished):

@@ -99,7 +99,7 @@ def test_overrides_set_and_delete(tmp_path, model_dir):
         load_spec(path, ["rounds"])
     with pytest.raises(UserError, match=r"override 'rounds.x=1': rounds is not a section, so it has no keys"):
         load_spec(path, ["rounds.x=1"])
-    with pytest.raises(UserError, match=r"rounds: must be an integer >= 1"):
+    with pytest.raises(UserError, match=r"rounds: must be an integer from 1 to 50"):
         load_spec(path, ["rounds=0"])
 
 
@@ -109,7 +109,7 @@ def test_invalid_yaml_and_duplicate_keys_name_the_line(tmp_path, model_dir):
     with pytest.raises(UserError, match=rf"{path}:\d+: rounds: duplicate key"):
         load_spec(path)
     path.write_text("work_dir: [unclosed\n")
-    with pytest.raises(UserError, match=rf"{path}:2: invalid YAML"):
+    with pytest.raises(UserError, match=rf"{path}:2: not valid YAML"):
         load_spec(path)
 
 
@@ -184,3 +184,23 @@ def test_a_hub_model_that_cannot_be_fetched_is_a_clear_error(monkeypatch):
     with pytest.raises(UserError, match=r"no-such-org/no-such-model: not a local model directory and it could not be "
                                         r"fetched from the Hugging Face Hub \(\w+\); download it first"):
         materialise_model("no-such-org/no-such-model")
+
+
+def test_skip_invalid_is_a_stage_option(tmp_path, model_dir):
+    path = tiny_pipeline(tmp_path, model_dir)
+    spec = load_spec(path, ["mine.skip_invalid=true", "mine.max_rejects=5%", "score.skip_invalid=true"])
+    assert (spec.data["mine"]["skip_invalid"], spec.data["mine"]["max_rejects"]) == (True, "5%")
+    assert spec.data["score"]["skip_invalid"] and spec.data["score"]["max_rejects"] is None
+    with pytest.raises(UserError, match=r"mine.max_rejects: a percentage is at most 100%"):
+        load_spec(path, ["mine.skip_invalid=true", "mine.max_rejects=300%"])
+    with pytest.raises(UserError, match=r"score.max_rejects: needs score.skip_invalid: true \(without it the first "
+                                        r"bad row stops the stage\)"):
+        load_spec(path, ["score.max_rejects=3"])
+
+
+def test_mine_stage_keeps_its_rejects_in_the_stage_dir(tmp_path):
+    from bgeft.pipeline_stages.model_stages import _rejects
+
+    rejects = _rejects({"skip_invalid": True, "max_rejects": 3}, tmp_path / "05-mine-r1" / "train.jsonl")
+    assert rejects.skip and rejects.limit == (3.0, False)
+    assert rejects.path == tmp_path / "05-mine-r1" / "train.jsonl.rejects"

@@ -31,9 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..safety import check_input
 from ..safety import check_output
 from .io import open_text
 from .records import write_jsonl
+from .rejects import Rejects
+from .rejects import add_arguments as add_reject_arguments
 
 BY_CHOICES = ("paragraph", "sentence", "window")
 _NUM_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
@@ -53,9 +56,11 @@ class SplitSummary:
     passages: int = 0
     lengths: list[int] = field(default_factory=list, repr=False)
     unit: str = "characters"
+    rejects: str | None = None  # the --skip-invalid summary line
 
     def lines(self) -> list[str]:
-        out = [f"split {self.books} book(s), {self.chapters} chapter(s) into {self.passages} passages -> {self.out}"]
+        out = [self.rejects] if self.rejects else []
+        out += [f"split {self.books} book(s), {self.chapters} chapter(s) into {self.passages} passages -> {self.out}"]
         if self.lengths:
             mean = sum(self.lengths) / len(self.lengths)
             out.append(f"passage length ({self.unit}): min {min(self.lengths)}, mean {mean:.1f}, "
@@ -143,8 +148,13 @@ class TokenCounter:
 
 
 def load_tokenizer(path):
+    """A tokenizer from a local directory, a hub id (BAAI/bge-m3) or bgeft:demo-model (models/resolve.py)."""
     from transformers import AutoTokenizer
 
+    if not Path(path).is_dir():  # a tokenizer-only directory (no config.json) is fine as it is
+        from ..models.resolve import model_dir
+
+        path = model_dir(path, flag="--tokenizer")
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
@@ -240,25 +250,36 @@ def _check_options(by: str, max_tokens: int | None, overlap: int, tokenizer) -> 
 
 
 def split_books(paths, out, *, by: str = "paragraph", max_tokens: int | None = None, overlap: int = 0,
-                tokenizer=None, encoding: str | None = None) -> SplitSummary:
-    """Split every book in ``paths`` and write one BEIR corpus to ``out`` (atomically)."""
+                tokenizer=None, encoding: str | None = None, rejects: Rejects | None = None) -> SplitSummary:
+    """Split every book in ``paths`` and write one BEIR corpus to ``out`` (atomically). With ``rejects``
+    (``--skip-invalid``) a book that cannot be read (wrong kind of file, bad bytes, no text) is left out
+    and listed instead of stopping the run."""
     _check_options(by, max_tokens, overlap, tokenizer)
     check_output(out, [*paths, *([tokenizer] if isinstance(tokenizer, (str, os.PathLike)) else [])])
     counter = TokenCounter(tokenizer) if tokenizer is not None else None
-    paths = [Path(p) for p in paths]
     names: dict[str, Path] = {}
-    for p in paths:
+    kept = []
+    for p in map(Path, paths):
         if p.suffix.lower() not in (".txt", ".md", ".markdown"):
-            raise UserError(f"{p}: split-book reads .txt and .md books; convert it to plain text first")
+            _bad_book(rejects, p, "split-book reads .txt and .md books; convert it to plain text first")
+            continue
+        kept.append(p)
         if p.stem in names:
             raise UserError(f"{p}: another book is also named {p.stem!r} ({names[p.stem]}); "
                             "rename one, ids use the name")
         names[p.stem] = p
     summary = SplitSummary(out=str(out), unit="tokens" if counter else "characters")
     rows = []
-    for p in paths:
-        with open_text(p, encoding) as src:
-            text = src.read()
+    for p in kept:
+        check_input(p, "input")  # a missing file or a FIFO is a mistake in the command, not a bad book: it stops
+        try:
+            with open_text(p, encoding) as src:
+                text = src.read()
+        except UserError as exc:
+            if rejects is None:
+                raise
+            rejects.reject_message(p, None, str(exc), "book: unreadable")
+            continue
         chapters, counts = set(), {}
         for ci, title, s, e in split_text(text, by=by, max_tokens=max_tokens, overlap=overlap, counter=counter,
                                           markdown=p.suffix.lower() != ".txt"):
@@ -269,11 +290,22 @@ def split_books(paths, out, *, by: str = "paragraph", max_tokens: int | None = N
                          "chapter": title, "chapter_index": ci, "start": s, "end": e})
             summary.lengths.append(counter.count(passage) if counter else len(passage))
         if not counts:
-            raise UserError(f"{p}: no text found; is it the right file?")
+            _bad_book(rejects, p, "no text found; is it the right file?")
+            continue
         summary.books += 1
         summary.chapters += len(chapters)
+    if not rows:
+        raise UserError("no passages from any book; nothing written")
+    if rejects is not None:
+        summary.rejects = rejects.finish(summary.books)
     summary.passages = write_jsonl(out, rows)
     return summary
+
+
+def _bad_book(rejects, path: Path, problem: str) -> None:
+    if rejects is None:
+        raise UserError(f"{path}: {problem}")
+    rejects.reject(path, None, "", problem)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -287,11 +319,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tokenizer", default=None, metavar="PATH",
                         help="target model (directory) whose tokenizer counts tokens")
     parser.add_argument("--encoding", default=None, help="force the books' encoding (default: detect)")
+    add_reject_arguments(parser)
 
 
 def run(args) -> int:
     summary = split_books(args.books, args.output, by=args.by, max_tokens=args.max_tokens, overlap=args.overlap,
-                          tokenizer=args.tokenizer, encoding=args.encoding)
+                          tokenizer=args.tokenizer, encoding=args.encoding,
+                          rejects=Rejects.from_args(args, args.output, "book"))
     for line in summary.lines():
         print(line)
     return 0

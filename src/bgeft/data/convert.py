@@ -2,7 +2,8 @@
 
 Each input's container and record shape are detected (or forced with ``--format``) and announced; rows
 stream from input to a temporary file beside OUT, which replaces OUT only when every input converted
-cleanly. A bad record stops the run with ``file:line: key: problem`` and leaves no output behind.
+cleanly. A bad record stops the run with ``file:line: key: problem`` and leaves no output behind, or with
+``--skip-invalid`` is left out and listed in ``OUT.rejects`` (see ``rejects.py``).
 """
 from __future__ import annotations
 
@@ -17,18 +18,21 @@ from ..errors import UserError
 from ..safety import check_output
 from . import labelsets, shapes
 from .detect import FORMATS, Detected, detect
+from .pointwise import pointwise
 from .io import atomic_writer
+from .rejects import Rejects
+from .rejects import add_arguments as add_reject_arguments
 from .schema import row_problems
 from .shapes import Options, Stats
 
 CONVERTERS: dict[str, Callable] = {
     "training": shapes.training, "retrieval": shapes.training, "dureader": shapes.dureader,
     "squad": shapes.squad, "msmarco": shapes.msmarco, "trec": shapes.trec,
-    "sts": labelsets.sts, "classification": labelsets.classification, "clustering": labelsets.clustering,
+    "pointwise": pointwise, "sts": labelsets.sts, "classification": labelsets.classification, "clustering": labelsets.clustering,
 }
 # shapes whose rows may share one output file
 FAMILY = {"training": "retrieval", "retrieval": "retrieval", "dureader": "retrieval", "squad": "retrieval",
-          "msmarco": "retrieval", "trec": "retrieval", "sts": "sts", "classification": "classification",
+          "msmarco": "retrieval", "trec": "retrieval", "pointwise": "retrieval", "sts": "sts", "classification": "classification",
           "clustering": "clustering"}
 INPUT_KEYS = {"retrieval": {"pos": "positive", "neg": "negative"}}
 IDENTICAL = "identical to the query (teaches nothing)"
@@ -60,15 +64,24 @@ def convert(inputs: list[str | Path], output: str | Path, *, fmt: str = "auto", 
                         key, problem = problems[0]
                         base, _, index = key.partition("[")
                         shown = names.get(base, base) + (f"[{index}" if index else "")
-                        raise UserError(f"{where}: {shown}: {problem}")
+                        if opts.rejects is None:
+                            raise UserError(f"{where}: {shown}: {problem}")
+                        path, _, line = where.rpartition(":")
+                        opts.rejects.reject(path, int(line), shown, problem)
+                        continue
                     empty_neg += not row["neg"]
                 out.write(shapes.dump(row) + "\n")
                 stats.rows += 1
+        rejected = opts.rejects.finish(stats.rows) if opts.rejects is not None and stats.rows else None
         if stats.rows == 0:
+            if opts.rejects is not None and opts.rejects.count:
+                stats.skipped[f"rejected ({opts.rejects.summary_reasons()})"] = opts.rejects.count
             skipped = "; ".join(f"{n} {why}" for why, n in stats.skipped.items())
             raise UserError(f"no rows to write from {', '.join(map(str, inputs))}"
                             + (f" (skipped: {skipped})" if skipped else "") + "; nothing written")
     what = "BEIR query rows (_id, text)" if stats.queries_only else "training rows"
+    if rejected:
+        log(rejected)
     log(f"wrote {stats.rows} {what} to {output}")
     for why, n in stats.skipped.most_common():
         log(f"skipped {n} {why}")
@@ -132,13 +145,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", metavar="TEXT", help="set this prompt (instruction) on every row")
     parser.add_argument("--min-score", type=float, metavar="S",
                         help="STS: lowest score kept as a positive pair (default 80%% of the highest score)")
+    parser.add_argument("--graded", action="store_true",
+                        help="pointwise query/passage/label records: keep the labels as pos_scores/neg_scores")
     parser.add_argument("--qrels", metavar="FILE", help="TREC topics: qrels file (TREC 'qid 0 docid rel' or BEIR TSV)")
     parser.add_argument("--corpus", metavar="FILE", help="TREC topics: BEIR corpus.jsonl holding the judged documents")
+    add_reject_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     opts = Options(negatives=args.negatives, seed=args.seed, prompt=args.prompt, min_score=args.min_score,
-                   qrels=args.qrels, corpus=args.corpus)
+                   qrels=args.qrels, corpus=args.corpus, graded=args.graded, rejects=Rejects.from_args(args, args.output, "record"))
     convert(args.inputs, args.output, fmt=args.format, encoding=args.encoding, options=opts,
             log=lambda message: print(message, file=sys.stdout))
     return 0

@@ -19,9 +19,9 @@ from typing import Iterator
 from ..errors import UserError
 from .detect import Detected
 from .io import open_text
-from .readers import iter_records, number
+from .readers import number
 from .schema import kind
-from .shapes import Options, Stats
+from .shapes import Options, Stats, guarded, records
 
 POOL_SIZE = 10000        # sentences kept (reservoir sample) as STS negatives
 PER_LABEL = 64           # texts kept per clustering label
@@ -33,29 +33,30 @@ DEFAULT_PROMPTS = {
 TYPES = {"sts": "symmetric_sts", "classification": "symmetric_class", "clustering": "symmetric_clustering"}
 
 
-def _records(det: Detected, fields: tuple[str, ...]) -> Iterator[tuple[str, list]]:
+def _records(det: Detected, fields: tuple[str, ...], opts: Options) -> Iterator[tuple[str, list]]:
+    def make(rec, where):
+        if not isinstance(rec, dict):
+            raise UserError(f"{where}: expected an object with {', '.join(fields)}, found {kind(rec)}")
+        values = []
+        for key in fields:
+            value = rec.get(key)
+            if key == "label" and isinstance(value, int) and not isinstance(value, bool):
+                value = str(value)  # numeric class ids become label strings
+            if key == "score":
+                value = number(value, where, key) if key in rec else None
+                if value is None:
+                    raise UserError(f"{where}: score: missing")
+            elif not isinstance(value, str) or not value.strip():
+                problem = "missing" if key not in rec else "empty" if isinstance(value, str) else \
+                    f"expected a string, found {kind(value)}"
+                raise UserError(f"{where}: {key}: {problem}")
+            else:
+                value = value.strip()
+            values.append(value)
+        return [values]
+
     with open_text(det.path, det.encoding) as src:
-        for line, rec in iter_records(src, det.container, det.key):
-            where = f"{det.path}:{line}"
-            if not isinstance(rec, dict):
-                raise UserError(f"{where}: expected an object with {', '.join(fields)}, found {kind(rec)}")
-            values = []
-            for key in fields:
-                value = rec.get(key)
-                if key == "label" and isinstance(value, int) and not isinstance(value, bool):
-                    value = str(value)  # numeric class ids become label strings
-                if key == "score":
-                    value = number(value, where, key) if key in rec else None
-                    if value is None:
-                        raise UserError(f"{where}: score: missing")
-                elif not isinstance(value, str) or not value.strip():
-                    problem = "missing" if key not in rec else "empty" if isinstance(value, str) else \
-                        f"expected a string, found {kind(value)}"
-                    raise UserError(f"{where}: {key}: {problem}")
-                else:
-                    value = value.strip()
-                values.append(value)
-            yield where, values
+        yield from guarded(det, opts, records(det, src, opts), make)
 
 
 def _finish(row: dict, shape: str, opts: Options) -> dict:
@@ -71,7 +72,7 @@ def sts(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]
     # partners of well-scored pairs (by string hash; a superset of the final threshold's pairs) are never
     # drawn as each other's negatives: a paraphrase of the query is not a negative
     partners: dict[int, set[int]] = {}
-    for _, (s1, s2, score) in _records(det, ("sentence1", "sentence2", "score")):
+    for _, (s1, s2, score) in _records(det, ("sentence1", "sentence2", "score"), opts):
         top = score if top is None else max(top, score)
         if score >= (opts.min_score if opts.min_score is not None else 0.8 * top):
             partners.setdefault(hash(s1), set()).add(hash(s2))
@@ -83,7 +84,7 @@ def sts(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]
             elif (j := rng.randrange(seen)) < POOL_SIZE:
                 pool[j] = sentence
     threshold = opts.min_score if opts.min_score is not None else 0.8 * (top or 0.0)
-    for where, (s1, s2, score) in _records(det, ("sentence1", "sentence2", "score")):
+    for where, (s1, s2, score) in _records(det, ("sentence1", "sentence2", "score"), opts):
         if score < threshold:
             stats.skipped[f"STS pair scoring below {threshold:g}"] += 1
             continue
@@ -95,10 +96,10 @@ def sts(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]
 
 def classification(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
     rng = random.Random(opts.seed)
-    labels = list(dict.fromkeys(label for _, (_, label) in _records(det, ("text", "label"))))
+    labels = list(dict.fromkeys(label for _, (_, label) in _records(det, ("text", "label"), opts)))
     if len(labels) < 2:
         raise UserError(f"{det.path}: classification needs at least two labels, found {labels}")
-    for where, (text, label) in _records(det, ("text", "label")):
+    for where, (text, label) in _records(det, ("text", "label"), opts):
         others = [x for x in labels if x != label]
         neg = rng.sample(others, opts.negatives) if len(others) > opts.negatives else others
         yield where, _finish({"query": text, "pos": [label], "neg": neg}, "classification", opts)
@@ -108,7 +109,7 @@ def clustering(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str
     rng = random.Random(opts.seed)
     pools: dict[str, list[str]] = {}
     counts: dict[str, int] = {}
-    for _, (text, label) in _records(det, ("text", "label")):
+    for _, (text, label) in _records(det, ("text", "label"), opts):
         counts[label] = counts.get(label, 0) + 1
         pool = pools.setdefault(label, [])
         if len(pool) < PER_LABEL:
@@ -119,7 +120,7 @@ def clustering(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str
         raise UserError(f"{det.path}: clustering needs at least two labels, found {list(pools)}")
     labels = list(pools)
     total = sum(len(pool) for pool in pools.values())
-    for where, (text, label) in _records(det, ("text", "label")):
+    for where, (text, label) in _records(det, ("text", "label"), opts):
         same = [t for t in pools[label] if t != text]
         if not same:
             stats.skipped["clustering text whose label has no other text"] += 1

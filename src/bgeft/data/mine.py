@@ -40,6 +40,8 @@ from ..models.index import INDEX_KINDS, BM25Index, build_index, search
 from ..models.resolve import model_dir
 from ..safety import check_output
 from .records import read_corpus, read_rows, write_jsonl
+from .rejects import Rejects
+from .rejects import add_arguments as add_reject_arguments
 
 
 @dataclass
@@ -60,9 +62,11 @@ class MineSummary:
     seconds_encode: float = 0.0
     seconds_search: float = 0.0
     seconds_select: float = 0.0
+    rejects: str | None = None  # the --skip-invalid summary line
 
     def lines(self) -> list[str]:
-        out = [
+        out = [self.rejects] if self.rejects else []
+        out += [
             f"mined {self.negatives} negatives for {self.rows} rows from a pool of {self.pool} passages -> {self.out}",
             f"candidates in range: {self.candidates}; removed: {self.removed_positive} equal to a positive, "
             f"{self.removed_query} equal to the query, {self.removed_margin} by the margin filter "
@@ -140,8 +144,10 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
                    model_class: str = "auto", pooling: str = "auto", device=None, fp16: bool | None = None,
                    batch_size: int | None = None,
                    query_max_length: int = 64, passage_max_length: int = 512, query_instruction: str | None = None,
-                   fill: bool = True, seed: int = 42, encoding: str | None = None) -> MineSummary:
-    """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically."""
+                   fill: bool = True, seed: int = 42, encoding: str | None = None,
+                   rejects: Rejects | None = None) -> MineSummary:
+    """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically. ``rejects``
+    (``--skip-invalid``) leaves bad input/corpus rows out instead of stopping."""
     _check(range_, negatives, margin, bm25)
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
@@ -152,9 +158,9 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
         if model is None:
             raise UserError("mining needs --model PATH (the embedder whose negatives you want)")
         model = model_dir(model)
-    rows = [row for _, row in read_rows(in_path, encoding)]
+    rows = [row for _, row in read_rows(in_path, encoding, rejects)]
     if corpus is not None:
-        pool = _unique(text for _, text in read_corpus(corpus, encoding))
+        pool = _unique(text for _, text in read_corpus(corpus, encoding, rejects))
     else:
         pool = _unique(t for row in rows for t in row["pos"] + row.get("neg", []))
     lo, hi = range_
@@ -215,6 +221,8 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
         new["neg"] = [pool[i] for i in chosen]
         out_rows.append(new)
     summary.seconds_select = time.perf_counter() - t0
+    if rejects is not None:
+        summary.rejects = rejects.finish(len(out_rows))
     if own:
         encoder.close()
     write_jsonl(out_path, out_rows)
@@ -277,16 +285,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fill", action="store_true", help="do not top up short rows with random pool passages")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--encoding", default=None, help="force the input encoding (default: detect)")
+    add_reject_arguments(parser)
 
 
 def run(args) -> int:
+    rejects = Rejects.from_args(args, args.output)
     summary = mine_negatives(
         args.input, args.output, model=args.model, corpus=args.corpus, range_=parse_range(args.range),
         negatives=args.negatives, margin=None if args.no_margin_filter else args.margin, bm25=args.bm25,
         index=args.index, nprobe=args.nprobe, faiss_gpu=args.faiss_gpu, model_class=args.model_class,
         pooling=args.pooling, device=device_spec(args), fp16=False if args.fp32 else None, batch_size=args.batch_size,
         query_max_length=args.query_max_length, passage_max_length=args.passage_max_length,
-        query_instruction=args.query_instruction, fill=not args.no_fill, seed=args.seed, encoding=args.encoding)
+        query_instruction=args.query_instruction, fill=not args.no_fill, seed=args.seed, encoding=args.encoding,
+        rejects=rejects)
     for line in summary.lines():
         print(line)
     return 0

@@ -18,12 +18,15 @@ from .io import TextSource
 from .jsonstream import iter_json_values, iter_jsonl
 
 MSMARCO_COLUMNS = ("query_id", "query", "doc_id", "document", "relevance")
+REPEATED_TAGS = ("positive", "negative")  # TREC-style topics carrying their passages
 csv.field_size_limit(16 << 20)  # a longer field is a quote left open, not a passage
 
 
-def iter_records(src: TextSource, container: str, key: str | None = None) -> Iterator[tuple[int, object]]:
+def iter_records(src: TextSource, container: str, key: str | None = None,
+                 on_error=None) -> Iterator[tuple[int, object]]:
+    """``on_error(message)`` (JSON Lines only) gets each unreadable line, which is then skipped."""
     if container == "jsonl":
-        return iter_jsonl(src)
+        return iter_jsonl(src, on_error)
     if container == "json":
         return iter_json_values(src, key)
     if container in ("csv", "tsv"):
@@ -146,7 +149,11 @@ def iter_trec_topics(src: TextSource) -> Iterator[tuple[int, dict]]:
             state["topic"] = None
             state["count"] += 1
         elif name == state["tag"]:
-            topic[name] = " ".join("".join(state["text"]).split())
+            value = " ".join("".join(state["text"]).split())
+            if name in REPEATED_TAGS:  # passages given inline: any number of each
+                topic.setdefault(name, []).append(value)
+            else:
+                topic[name] = value
             state["tag"] = None
 
     def text(data):

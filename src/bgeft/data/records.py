@@ -17,65 +17,92 @@ from typing import Iterable, Iterator
 
 from ..errors import UserError
 from .io import atomic_writer, open_text
+from .rejects import Rejects
+from .schema import row_problems
 
 HINT = "run `bgeft data validate` on it for a full report"
 
 
-def iter_json_lines(path: str | os.PathLike, encoding: str | None = None) -> Iterator[tuple[int, dict]]:
+def iter_json_lines(path: str | os.PathLike, encoding: str | None = None,
+                    rejects: Rejects | None = None) -> Iterator[tuple[int, dict]]:
     """Yield ``(lineno, object)`` for every non-blank line; a line that is not a JSON object is a
-    UserError naming ``file:line``."""
+    UserError naming ``file:line`` (with ``rejects``: handed to it, which may skip it)."""
+    def bad(message: str, lineno: int, reason: str) -> None:
+        if rejects is None:
+            raise UserError(f"{message}; {HINT}")
+        rejects.reject_message(path, lineno, message, reason)
+
     with open_text(path, encoding) as src:
-        for line in src:
+        while True:
+            try:
+                line = src.readline()
+            except UserError as exc:  # undecodable bytes; the reader has moved past this line
+                bad(str(exc).split("; re-save")[0], src.lineno, "row: undecodable bytes")
+                continue
+            if not line:
+                return
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{src.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); "
-                                f"{HINT}") from None
+                bad(f"{path}:{src.lineno}: invalid JSON ({exc.msg} at column {exc.colno})", src.lineno,
+                    "row: invalid JSON")
+                continue
             if not isinstance(obj, dict):
-                raise UserError(f"{path}:{src.lineno}: expected a JSON object, got {type(obj).__name__}; {HINT}")
+                bad(f"{path}:{src.lineno}: expected a JSON object, got {type(obj).__name__}", src.lineno,
+                    "row: not a JSON object")
+                continue
             yield src.lineno, obj
 
 
-def _check_str_list(path, lineno: int, row: dict, key: str, required: bool) -> None:
-    value = row.get(key)
-    if value is None and not required:
-        return
-    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-        raise UserError(f"{path}:{lineno}: {key}: expected a list of strings; {HINT}")
-    if required and not value:
-        raise UserError(f"{path}:{lineno}: {key}: empty list; {HINT}")
+def row_problem(row: dict) -> tuple[str, str] | None:
+    """The first problem that stops mining/scoring a row (``neg`` may be absent or empty), else None."""
+    problems = row_problems({**row, "neg": row.get("neg", [])}, allow_empty_neg=True)
+    for key, problem in problems:
+        if key.split("[")[0] not in ("pos_scores", "neg_scores") and "identical to the query" not in problem:
+            return key, problem
+    return None
 
 
-def iter_rows(path: str | os.PathLike, encoding: str | None = None) -> Iterator[tuple[int, dict]]:
-    """Stream the training rows of ``path`` with their line numbers (see module docstring)."""
+def iter_rows(path: str | os.PathLike, encoding: str | None = None,
+              rejects: Rejects | None = None) -> Iterator[tuple[int, dict]]:
+    """Stream the training rows of ``path`` with their line numbers (see module docstring). A bad row
+    stops the run, or with ``rejects`` (``--skip-invalid``) is left out and recorded there."""
     empty = True
-    for lineno, row in iter_json_lines(path, encoding):
-        query = row.get("query")
-        if not isinstance(query, str) or not query.strip():
-            raise UserError(f"{path}:{lineno}: query: expected a non-empty string; {HINT}")
-        _check_str_list(path, lineno, row, "pos", required=True)
-        _check_str_list(path, lineno, row, "neg", required=False)
+    for lineno, row in iter_json_lines(path, encoding, rejects):
+        problem = row_problem(row)
+        if problem is not None:
+            if rejects is None:
+                raise UserError(f"{path}:{lineno}: {problem[0]}: {problem[1]}; {HINT}")
+            rejects.reject(path, lineno, *problem)
+            continue
         empty = False
         yield lineno, row
     if empty:
-        raise UserError(f"{path}: no training rows (the file is empty)")
+        rejected = f" ({rejects.count} rejected: {rejects.summary_reasons()})" if rejects and rejects.count else ""
+        raise UserError(f"{path}: no training rows{rejected or ' (the file is empty)'}")
 
 
-def read_rows(path: str | os.PathLike, encoding: str | None = None) -> list[tuple[int, dict]]:
+def read_rows(path: str | os.PathLike, encoding: str | None = None,
+              rejects: Rejects | None = None) -> list[tuple[int, dict]]:
     """All training rows of ``path`` with their line numbers."""
-    return list(iter_rows(path, encoding))
+    return list(iter_rows(path, encoding, rejects))
 
 
-def read_corpus(path: str | os.PathLike, encoding: str | None = None) -> list[tuple[str, str]]:
+def read_corpus(path: str | os.PathLike, encoding: str | None = None,
+                rejects: Rejects | None = None) -> list[tuple[str, str]]:
     """``(id, text)`` for every passage of a corpus file; ``text`` must be a non-empty string."""
     passages = []
-    for lineno, obj in iter_json_lines(path, encoding):
+    for lineno, obj in iter_json_lines(path, encoding, rejects):
         text = obj.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise UserError(f"{path}:{lineno}: text: expected a non-empty string (corpus rows look like "
-                            '{"_id": "d1", "title": "", "text": "..."})')
+            problem = ('expected a non-empty string (corpus rows look like {"_id": "d1", "title": "", '
+                       '"text": "..."})')
+            if rejects is None:
+                raise UserError(f"{path}:{lineno}: text: {problem}")
+            rejects.reject(path, lineno, "text", problem, "corpus text: empty or not a string")
+            continue
         pid = obj.get("_id", obj.get("id", str(lineno)))
         passages.append((str(pid), text))
     if not passages:

@@ -28,6 +28,8 @@ from ..models.reranker import Reranker
 from ..safety import check_output
 from .io import atomic_writer
 from .records import dump_row, iter_rows
+from .rejects import Rejects
+from .rejects import add_arguments as add_reject_arguments
 
 
 @dataclass
@@ -39,9 +41,11 @@ class ScoreSummary:
     low: float = math.inf
     high: float = -math.inf
     total: float = field(default=0.0, repr=False)
+    rejects: str | None = None  # the --skip-invalid summary line
 
     def lines(self) -> list[str]:
-        out = [f"scored {self.pairs} pairs in {self.rows} rows -> {self.out}"]
+        out = [self.rejects] if self.rejects else []
+        out += [f"scored {self.pairs} pairs in {self.rows} rows -> {self.out}"]
         if self.pairs:
             out.append(f"raw scores: min {self.low:.3f}, mean {self.total / self.pairs:.3f}, max {self.high:.3f}")
         if self.replaced:
@@ -77,7 +81,7 @@ def _score_chunk(model, chunk: list[tuple[int, dict]], path, summary: ScoreSumma
 def score_file(in_path, out_path, *, reranker=None, model=None, batch_size: int = 128, max_length: int = 512,
                query_max_length: int | None = None, fp16: bool | None = None, device=None,
                query_instruction: str | None = None, chunk_rows: int = 1024,
-               encoding: str | None = None) -> ScoreSummary:
+               encoding: str | None = None, rejects: Rejects | None = None) -> ScoreSummary:
     """Add raw reranker scores to every row of ``in_path`` and write ``out_path`` atomically."""
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
@@ -92,13 +96,15 @@ def score_file(in_path, out_path, *, reranker=None, model=None, batch_size: int 
     summary = ScoreSummary(out=str(out_path))
     with atomic_writer(out_path) as out, tqdm(desc="score pairs", unit="pair") as progress:
         chunk: list[tuple[int, dict]] = []
-        for item in iter_rows(in_path, encoding):
+        for item in iter_rows(in_path, encoding, rejects):
             chunk.append(item)
             if len(chunk) == chunk_rows:
                 out.writelines(dump_row(r) for r in _score_chunk(model, chunk, in_path, summary, progress))
                 chunk = []
         if chunk:
             out.writelines(dump_row(r) for r in _score_chunk(model, chunk, in_path, summary, progress))
+        if rejects is not None:
+            summary.rejects = rejects.finish(summary.rows)
     return summary
 
 
@@ -114,12 +120,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser, legacy=True)
     parser.add_argument("--fp32", action="store_true", help="score in fp32 on GPUs/NPUs too (the CPU always is)")
     parser.add_argument("--encoding", default=None, help="force the input encoding (default: detect)")
+    add_reject_arguments(parser)
 
 
 def run(args) -> int:
+    rejects = Rejects.from_args(args, args.output)
     summary = score_file(args.input, args.output, reranker=args.reranker, batch_size=args.batch_size,
                          max_length=args.max_length, query_max_length=args.query_max_length,
-                         fp16=False if args.fp32 else None, device=device_spec(args), query_instruction=args.query_instruction, encoding=args.encoding)
+                         fp16=False if args.fp32 else None, device=device_spec(args), query_instruction=args.query_instruction, encoding=args.encoding,
+                         rejects=rejects)
     for line in summary.lines():
         print(line)
     return 0

@@ -18,6 +18,7 @@ from .detect import Detected
 from .io import open_text
 from .schema import kind
 from .readers import cell_list, iter_msmarco, iter_records, iter_trec_topics, number
+from .rejects import Rejects, reason_of
 
 
 @dataclass
@@ -28,6 +29,8 @@ class Options:
     min_score: float | None = None
     qrels: str | None = None
     corpus: str | None = None
+    rejects: Rejects | None = None  # --skip-invalid: bad records are left out and listed
+    graded: bool = False            # pointwise labels: keep grades as pos_scores/neg_scores
 
 
 @dataclass
@@ -41,69 +44,104 @@ class Stats:
 OPTIONAL_STR = ("prompt", "type")
 
 
+def records(det: Detected, src, opts: Options, container: str | None = None, key: str | None = None):
+    """``(line, record)`` of ``det``; with --skip-invalid an unreadable JSON line is rejected, not fatal."""
+    on_error = None
+    if opts.rejects is not None:
+        def on_error(message: str) -> None:
+            reason = "row: invalid JSON" if "invalid JSON" in message else "row: undecodable bytes"
+            opts.rejects.reject_message(det.path, src.lineno, message.split("; fix or delete")[0], reason)
+    return iter_records(src, container or det.container, det.key if key is None else key, on_error)
+
+
+def guarded(det: Detected, opts: Options, items, make) -> Iterator[tuple[str, dict]]:
+    """``(where, row)`` for each ``(line, record)`` of ``items`` turned into rows by ``make(record, where)``
+    (which returns a list). A record ``make`` refuses stops the run, or with --skip-invalid is rejected."""
+    for line, rec in items:
+        where = f"{det.path}:{line}"
+        try:
+            rows = make(rec, where)
+        except UserError as exc:
+            if opts.rejects is None:
+                raise
+            message = str(exc)
+            key, _, problem = message[len(where) + 2:].partition(": ") if message.startswith(where) else ("", "", message)
+            opts.rejects.reject_message(det.path, line, message, reason_of(key, problem) if problem else key)
+            continue
+        for row in rows:
+            yield where, row
+
+
 def training(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
     """Rows already in (or close to) the training shape: pos/neg, or positive/negative."""
     names = {"pos": "positive", "neg": "negative"} if det.shape == "retrieval" else {"pos": "pos", "neg": "neg"}
     known = {"query", *names.values(), "pos_scores", "neg_scores", *OPTIONAL_STR}
+
+    def make(rec, where):
+        if not isinstance(rec, dict):
+            raise UserError(f"{where}: expected a JSON object, found {kind(rec)}")
+        stats.dropped_fields.update(k for k in rec if k not in known)
+        row = {}
+        if "query" in rec:
+            row["query"] = rec["query"]
+        for out_key, in_key in names.items():
+            row[out_key] = cell_list(rec.get(in_key), where, in_key)
+        for key in ("pos_scores", "neg_scores"):
+            if rec.get(key) not in (None, ""):
+                row[key] = [number(x, where, key) for x in cell_list(rec[key], where, key)]
+        for key in OPTIONAL_STR:
+            if rec.get(key) not in (None, ""):
+                row[key] = rec[key]
+        return [_with_prompt(row, opts)]
+
     with open_text(det.path, det.encoding) as src:
-        for line, rec in iter_records(src, det.container, det.key):
-            where = f"{det.path}:{line}"
-            if not isinstance(rec, dict):
-                raise UserError(f"{where}: expected a JSON object, found {kind(rec)}")
-            stats.dropped_fields.update(k for k in rec if k not in known)
-            row = {}
-            if "query" in rec:
-                row["query"] = rec["query"]
-            for out_key, in_key in names.items():
-                row[out_key] = cell_list(rec.get(in_key), where, in_key)
-            for key in ("pos_scores", "neg_scores"):
-                if rec.get(key) not in (None, ""):
-                    row[key] = [number(x, where, key) for x in cell_list(rec[key], where, key)]
-            for key in OPTIONAL_STR:
-                if rec.get(key) not in (None, ""):
-                    row[key] = rec[key]
-            if opts.prompt:
-                row["prompt"] = opts.prompt
-            yield where, row
+        yield from guarded(det, opts, records(det, src, opts), make)
 
 
 def dureader(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
     """DuReader: relevant documents (``is_relevant``, or DuReader 2.0's ``is_selected``) are positives, the
-    others negatives; a document's passage is its ``most_related_para`` paragraph, else all paragraphs.
+    others negatives; a document's passage is its ``most_related_para`` paragraph, else all paragraphs
+    (or its ``content`` string, as many Chinese dumps publish it, under a top-level ``data`` array).
     DuReader-retrieval's ``answer_paragraphs[].paragraph_text`` are positives (no negatives given)."""
+    def make(rec, where):
+        if isinstance(rec, dict) and "answer_paragraphs" in rec and "documents" not in rec:
+            return [_with_prompt({"query": rec.get("question"),
+                                  "pos": _answer_paragraphs(rec["answer_paragraphs"], where), "neg": []}, opts)]
+        docs = rec.get("documents") if isinstance(rec, dict) else None
+        if not isinstance(docs, list):
+            raise UserError(f"{where}: documents: expected a list of documents")
+        pos, neg = [], []
+        for i, doc in enumerate(docs):
+            flag, text = _dureader_document(doc, f"documents[{i}]", where)
+            if text.strip():
+                (pos if flag else neg).append(text.strip())
+        if not pos:
+            stats.skipped["DuReader question without a relevant document"] += 1
+            return []
+        return [_with_prompt({"query": rec.get("question"), "pos": pos, "neg": [t for t in neg if t not in pos]},
+                             opts)]
+
     with open_text(det.path, det.encoding) as src:
-        for line, rec in iter_records(src, det.container, det.key):
-            where = f"{det.path}:{line}"
-            if isinstance(rec, dict) and "answer_paragraphs" in rec and "documents" not in rec:
-                yield where, _with_prompt({"query": rec.get("question"),
-                                           "pos": _answer_paragraphs(rec["answer_paragraphs"], where), "neg": []}, opts)
-                continue
-            docs = rec.get("documents") if isinstance(rec, dict) else None
-            if not isinstance(docs, list):
-                raise UserError(f"{where}: documents: expected a list of documents")
-            pos, neg = [], []
-            for i, doc in enumerate(docs):
-                key = f"documents[{i}]"
-                if not isinstance(doc, dict):
-                    raise UserError(f"{where}: {key}: expected an object")
-                flag = doc.get("is_relevant", doc.get("is_selected"))
-                if flag is None:
-                    raise UserError(f"{where}: {key}: is_relevant (or DuReader 2.0's is_selected) missing; "
-                                    "mark each document true or false")
-                if not isinstance(flag, (bool, int)):
-                    raise UserError(f"{where}: {key}: is_relevant must be true/false, found {kind(flag)}")
-                paras = doc.get("paragraphs")
-                if not isinstance(paras, list) or not all(isinstance(p, str) for p in paras):
-                    raise UserError(f"{where}: {key}.paragraphs: expected a list of strings")
-                best = doc.get("most_related_para")
-                text = paras[best] if isinstance(best, int) and 0 <= best < len(paras) else "\n".join(paras)
-                if text.strip():
-                    (pos if flag else neg).append(text.strip())
-            if not pos:
-                stats.skipped["DuReader question without a relevant document"] += 1
-                continue
-            row = {"query": rec.get("question"), "pos": pos, "neg": [t for t in neg if t not in pos]}
-            yield where, _with_prompt(row, opts)
+        yield from guarded(det, opts, records(det, src, opts), make)
+
+
+def _dureader_document(doc: object, key: str, where: str) -> tuple[bool, str]:
+    """``(relevant, passage)`` of one DuReader document."""
+    if not isinstance(doc, dict):
+        raise UserError(f"{where}: {key}: expected an object")
+    flag = doc.get("is_relevant", doc.get("is_selected"))
+    if flag is None:
+        raise UserError(f"{where}: {key}: is_relevant (or DuReader 2.0's is_selected) missing; "
+                        "mark each document true or false")
+    if not isinstance(flag, (bool, int)):
+        raise UserError(f"{where}: {key}: is_relevant must be true/false, found {kind(flag)}")
+    if "paragraphs" not in doc and isinstance(doc.get("content"), str):
+        return bool(flag), doc["content"]
+    paras = doc.get("paragraphs")
+    if not isinstance(paras, list) or not all(isinstance(p, str) for p in paras):
+        raise UserError(f"{where}: {key}.paragraphs: expected a list of strings (or a \"content\" string)")
+    best = doc.get("most_related_para")
+    return bool(flag), paras[best] if isinstance(best, int) and 0 <= best < len(paras) else "\n".join(paras)
 
 
 def _answer_paragraphs(paragraphs: object, where: str) -> list[str]:
@@ -122,30 +160,34 @@ def squad(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dic
     """SQuAD: each answerable question -> its paragraph as the positive; other paragraphs of the same
     article are the negatives (up to --negatives)."""
     rng = random.Random(opts.seed)
+
+    def make(article, where):
+        paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
+        if not isinstance(paragraphs, list):
+            raise UserError(f"{where}: paragraphs: expected a list (SQuAD data[].paragraphs)")
+        contexts = []
+        for i, para in enumerate(paragraphs):
+            if not isinstance(para, dict) or not isinstance(para.get("context"), str):
+                raise UserError(f"{where}: paragraphs[{i}].context: expected a string")
+            contexts.append(para["context"].strip())
+        rows = []
+        for i, para in enumerate(paragraphs):
+            qas = para.get("qas", [])
+            if not isinstance(qas, list):
+                raise UserError(f"{where}: paragraphs[{i}].qas: expected a list")
+            others = [c for c in dict.fromkeys(contexts) if c != contexts[i]]
+            for j, qa in enumerate(qas):
+                if not isinstance(qa, dict) or "question" not in qa:
+                    raise UserError(f"{where}: paragraphs[{i}].qas[{j}].question: missing")
+                if qa.get("is_impossible"):
+                    stats.skipped["SQuAD unanswerable question"] += 1
+                    continue
+                neg = rng.sample(others, min(opts.negatives, len(others)))
+                rows.append(_with_prompt({"query": qa["question"], "pos": [contexts[i]], "neg": neg}, opts))
+        return rows
+
     with open_text(det.path, det.encoding) as src:
-        for line, article in iter_records(src, "json", "data"):
-            where = f"{det.path}:{line}"
-            paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
-            if not isinstance(paragraphs, list):
-                raise UserError(f"{where}: paragraphs: expected a list (SQuAD data[].paragraphs)")
-            contexts = []
-            for i, para in enumerate(paragraphs):
-                if not isinstance(para, dict) or not isinstance(para.get("context"), str):
-                    raise UserError(f"{where}: paragraphs[{i}].context: expected a string")
-                contexts.append(para["context"].strip())
-            for i, para in enumerate(paragraphs):
-                qas = para.get("qas", [])
-                if not isinstance(qas, list):
-                    raise UserError(f"{where}: paragraphs[{i}].qas: expected a list")
-                others = [c for c in dict.fromkeys(contexts) if c != contexts[i]]
-                for j, qa in enumerate(qas):
-                    if not isinstance(qa, dict) or "question" not in qa:
-                        raise UserError(f"{where}: paragraphs[{i}].qas[{j}].question: missing")
-                    if qa.get("is_impossible"):
-                        stats.skipped["SQuAD unanswerable question"] += 1
-                        continue
-                    neg = rng.sample(others, min(opts.negatives, len(others)))
-                    yield where, _with_prompt({"query": qa["question"], "pos": [contexts[i]], "neg": neg}, opts)
+        yield from guarded(det, opts, records(det, src, opts, "json", "data"), make)
 
 
 def msmarco(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
@@ -161,32 +203,44 @@ def msmarco(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, d
 
 
 def trec(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:
-    """TREC-style XML topics. With --qrels and --corpus: judged-relevant documents are positives and
-    judged-non-relevant ones negatives. Without them: BEIR queries rows ``{"_id", "text"}``."""
+    """TREC-style XML topics. Topics carrying their passages (``<positive>``/``<negative>`` elements, any
+    number of each) become training rows directly. Otherwise, with --qrels and --corpus: judged-relevant
+    documents are positives and judged-non-relevant ones negatives; without them: BEIR queries rows
+    ``{"_id", "text"}``."""
     if (opts.qrels is None) != (opts.corpus is None):
         raise UserError("TREC topics: give --qrels and --corpus together (or neither, to write BEIR queries)")
     judged = _read_qrels(opts.qrels) if opts.qrels else None
     texts = _read_corpus(opts.corpus, {d for docs in judged.values() for d in docs}) if judged else None
-    stats.queries_only = judged is None
+    inline: list[bool] = []
+
+    def make(topic, where):
+        query = next((topic[k] for k in ("query", "title", "question", "description") if topic.get(k)), "")
+        name = f"topic {topic['number']}" if topic["number"] else "topic"
+        if not inline:
+            inline.append(bool(topic.get("positive")))
+            stats.queries_only = judged is None and not inline[0]
+        if inline[0]:
+            if not topic.get("positive"):
+                raise UserError(f"{where}: {name}: no <positive> passage (the first topic has them inline)")
+            return [_with_prompt({"query": query, "pos": topic["positive"],
+                                  "neg": [t for t in topic.get("negative", []) if t not in topic["positive"]]}, opts)]
+        if not topic["number"]:
+            raise UserError(f"{where}: topic: no number attribute (<topic number=\"1\">) and no inline "
+                            "<positive> passages; give topics numbers (for --qrels) or their passages")
+        if not query:
+            raise UserError(f"{where}: {name}: no <query>, <title>, <question> or <description> text")
+        if judged is None:
+            return [{"_id": topic["number"], "text": query}]
+        docs = judged.get(topic["number"], {})
+        pos = [texts[d] for d, rel in docs.items() if rel > 0 and d in texts]
+        if not pos:
+            stats.skipped["TREC topic without a relevant document in the corpus"] += 1
+            return []
+        neg = [texts[d] for d, rel in docs.items() if rel <= 0 and d in texts]
+        return [_with_prompt({"query": query, "pos": pos, "neg": neg}, opts)]
+
     with open_text(det.path, det.encoding) as src:
-        for line, topic in iter_trec_topics(src):
-            where = f"{det.path}:{line}"
-            query = next((topic[k] for k in ("query", "title", "question", "description") if topic.get(k)), "")
-            if not topic["number"]:
-                raise UserError(f"{where}: topic: no number attribute (<topic number=\"1\">)")
-            if not query:
-                raise UserError(f"{where}: topic {topic['number']}: no <query>, <title>, <question> or "
-                                "<description> text")
-            if judged is None:
-                yield where, {"_id": topic["number"], "text": query}
-                continue
-            docs = judged.get(topic["number"], {})
-            pos = [texts[d] for d, rel in docs.items() if rel > 0 and d in texts]
-            if not pos:
-                stats.skipped["TREC topic without a relevant document in the corpus"] += 1
-                continue
-            neg = [texts[d] for d, rel in docs.items() if rel <= 0 and d in texts]
-            yield where, _with_prompt({"query": query, "pos": pos, "neg": neg}, opts)
+        yield from guarded(det, opts, iter_trec_topics(src), make)
 
 
 def _read_qrels(path: str) -> dict[str, dict[str, float]]:

@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     _reranker_opts(p)
 
     p = sub.add_parser("compare", help="paired per-query comparison of two models (or two evaluation outputs)")
-    p.add_argument("--baseline", required=True, help="model directory, or an eval output dir / metrics.json")
-    p.add_argument("--candidate", required=True, help="model directory, or an eval output dir / metrics.json")
+    p.add_argument("--baseline", required=True,
+                   help="model directory, hub id (BAAI/bge-m3), bgeft:demo-model, or an eval output dir / metrics.json")
+    p.add_argument("--candidate", required=True,
+                   help="model directory, hub id (BAAI/bge-m3), bgeft:demo-model, or an eval output dir / metrics.json")
     p.add_argument("--kind", choices=("auto", "retriever", "reranker"), default="auto",
                    help="how to evaluate model directories (auto: reranker when config.json names a "
                         "*ForSequenceClassification architecture)")
@@ -144,10 +146,13 @@ def _compare_side(a, source: str, out, role: str):
     p = Path(source)
     if p.is_file() or (p / "metrics.json").is_file():
         return str(p)
-    if not (p / "config.json").is_file():
-        raise UserError(f"--{role} {source}: neither an evaluation output (metrics.json) nor a model directory "
-                        "(config.json)")
+    from ..models.resolve import model_dir
+
     _need_data(a)
+    try:  # the one resolver: a local model directory, a hub id (BAAI/bge-m3) or bgeft:demo-model
+        p = model_dir(source, flag=f"--{role}")
+    except UserError as exc:
+        raise UserError(f"{exc} (or an evaluation output: a directory holding metrics.json)") from None
     sub_out = Path(out) / role if out else None
     if a.kind == "reranker" or (a.kind == "auto" and _is_reranker_dir(p)):
         from .rerank import evaluate_reranker
@@ -179,10 +184,25 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["TQDM_DISABLE"] = before
 
 
+INPUT_OPTIONS = ("data", "model", "candidates", "retriever", "reranker", "baseline", "candidate")
+
+
+def _check_outputs(a) -> None:
+    """--out and --cache-dir go through the shared guard: never an input, a root, $HOME or the working dir."""
+    from ..safety import check_output
+
+    inputs = [v for v in (getattr(a, name, None) for name in INPUT_OPTIONS) if isinstance(v, str)]
+    if a.out:
+        check_output(a.out, inputs, what="--out", is_dir=True)
+    if getattr(a, "cache_dir", None) and not getattr(a, "no_cache", False):
+        check_output(a.cache_dir, inputs, what="--cache-dir", is_dir=True)
+
+
 def _dispatch(a) -> int:
     from .report import RENDERERS
 
     out = a.out
+    _check_outputs(a)
     if a.verb == "retriever":
         _need_data(a)
         result = _run_retriever(a, a.model, out)

@@ -23,10 +23,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..io import atomic_write_text
+from ..safety import check_input
 
 LAYOUT_HELP = (
     "expected a BEIR directory (corpus.jsonl, queries.jsonl, qrels/test.tsv), a FlagEmbedding custom "
@@ -78,8 +82,9 @@ class EvalData:
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    if not path.is_file():
+    if not os.path.exists(path):
         raise UserError(f"{path}: file not found ({LAYOUT_HELP})")
+    check_input(path, "eval data")
     rows = []
     with path.open(encoding="utf-8-sig") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -128,12 +133,17 @@ def _read_queries(path: Path, id_keys: tuple[str, ...]) -> dict[str, str]:
 
 def _score(path: Path, lineno: int, value: str) -> int:
     try:
-        return int(float(value))
+        number = float(value)
     except ValueError:
         raise UserError(f"{path}:{lineno}: score {value!r} is not a number; use integer relevance grades (0, 1, 2...)") from None
+    if not math.isfinite(number) or number != int(number):
+        raise UserError(f"{path}:{lineno}: score {value!r} is not an integer relevance grade; use 0, 1, 2... "
+                        "(ranking metrics take whole grades: 0.5 would silently count as 0)")
+    return int(number)
 
 
 def _read_qrels_tsv(path: Path) -> list[tuple[int, str, str, int]]:
+    check_input(path, "qrels")
     rows = []
     with path.open(encoding="utf-8-sig", newline="") as fh:
         for lineno, cols in enumerate(csv.reader(fh, delimiter="\t"), 1):
@@ -159,14 +169,18 @@ def _read_qrels_jsonl(path: Path) -> list[tuple[int, str, str, int]]:
 
 
 def _build(corpus, queries, rows, qrels_path: Path, source: str, layout: str) -> EvalData:
-    problems, qrels = [], {}
+    problems, qrels, where = [], {}, {}
     for lineno, qid, did, score in rows:
+        if (qid, did) in where and qrels[qid][did] != score:
+            raise UserError(f"{qrels_path}:{lineno}: query-id {qid!r}, corpus-id {did!r} is judged {score} here but "
+                            f"{qrels[qid][did]} on line {where[qid, did]}; keep one judgement per pair")
         if qid not in queries:
             problems.append(f"line {lineno}: query-id {qid!r} is not in the queries file")
         elif did not in corpus:
             problems.append(f"line {lineno}: corpus-id {did!r} is not in corpus.jsonl")
         else:
             qrels.setdefault(qid, {})[did] = score
+            where.setdefault((qid, did), lineno)
     if problems:
         more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
         raise UserError(f"{qrels_path}: {len(problems)} judgement(s) name unknown ids: "
@@ -185,7 +199,7 @@ def load_beir(data_dir: str | Path, split: str = "test") -> EvalData:
     """BEIR layout: corpus.jsonl, queries.jsonl, qrels/<split>.tsv."""
     root = Path(data_dir)
     qrels_path = root / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
+    if not os.path.exists(qrels_path):
         raise UserError(f"{root}: missing qrels/{split}.tsv; BEIR data needs corpus.jsonl, queries.jsonl and "
                         f"qrels/{split}.tsv with rows query-id<TAB>corpus-id<TAB>score")
     corpus = _read_corpus(root / "corpus.jsonl", ("_id", "id"))
@@ -197,7 +211,7 @@ def load_custom(data_dir: str | Path, split: str = "test") -> EvalData:
     """FlagEmbedding custom layout: corpus.jsonl, <split>_queries.jsonl, <split>_qrels.jsonl."""
     root = Path(data_dir)
     qrels_path = root / f"{split}_qrels.jsonl"
-    if not qrels_path.is_file():
+    if not os.path.exists(qrels_path):
         raise UserError(f"{root}: missing {split}_qrels.jsonl; FlagEmbedding custom data needs corpus.jsonl, "
                         f"{split}_queries.jsonl and {split}_qrels.jsonl (qid, docid, relevance)")
     corpus = _read_corpus(root / "corpus.jsonl", ("id", "_id"))
@@ -267,7 +281,7 @@ def write_custom_layout(data: EvalData, dest: str | Path, split: str = "test") -
     dest.mkdir(parents=True, exist_ok=True)
 
     def dump(name, rows):
-        (dest / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        atomic_write_text(dest / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     dump("corpus.jsonl", ({"id": k, **v} for k, v in data.corpus.items()))
     dump(f"{split}_queries.jsonl", ({"id": q, "text": data.queries[q]} for q in data.qrels))

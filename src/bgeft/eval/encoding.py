@@ -54,24 +54,18 @@ def load_cached(entry: Path, outputs: set[str]) -> Encoded | None:
 
 def save_cached(entry: Path, enc: Encoded, info: dict) -> None:
     """Write into a sibling temp dir, then swap it in: a crash never leaves a half entry."""
-    import os
-    import shutil
+    from ..io import atomic_dir
 
-    tmp = entry.with_name(entry.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if enc.dense is not None:
-        np.save(tmp / "dense.npy", enc.dense)
-    if enc.sparse is not None:
-        sp.save_npz(tmp / "sparse.npz", enc.sparse)
-    if enc.colbert is not None:
-        np.save(tmp / "colbert.npy", enc.colbert)
-        np.save(tmp / "colbert_offsets.npy", enc.colbert_offsets)
-    (tmp / "meta.json").write_text(json.dumps({"n": enc.n, "outputs": sorted(enc.outputs), **info}, indent=2),
-                                   encoding="utf-8")
-    if entry.exists():
-        shutil.rmtree(entry)
-    os.replace(tmp, entry)
+    with atomic_dir(entry, replace=True) as tmp:
+        if enc.dense is not None:
+            np.save(tmp / "dense.npy", enc.dense)
+        if enc.sparse is not None:
+            sp.save_npz(tmp / "sparse.npz", enc.sparse)
+        if enc.colbert is not None:
+            np.save(tmp / "colbert.npy", enc.colbert)
+            np.save(tmp / "colbert_offsets.npy", enc.colbert_offsets)
+        (tmp / "meta.json").write_text(json.dumps({"n": enc.n, "outputs": sorted(enc.outputs), **info}, indent=2),
+                                       encoding="utf-8")
 
 
 def encode_corpus_cached(encoder: Encoder, texts: list[str], corpus_fp: str, outputs: set[str],
@@ -92,7 +86,8 @@ def encode_corpus_cached(encoder: Encoder, texts: list[str], corpus_fp: str, out
     enc = encoder.encode_corpus(texts, outputs)
     try:
         save_cached(entry, enc, {"model": str(encoder.path), "corpus_fingerprint": corpus_fp, **encoder.settings()})
-    except OSError as exc:
-        raise UserError(f"--cache-dir {entry.parent}: cannot write the corpus encodings ({exc.strerror}); choose a "
+    except (OSError, UserError) as exc:  # UserError: bgeft.io refused or could not write the entry
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise UserError(f"--cache-dir {entry.parent}: cannot write the corpus encodings ({why}); choose a "
                         "writable directory or pass --no-cache") from None
     return enc, {"hit": False, "path": str(entry), "key": key}

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..io import atomic_write_text
+
 HISTORY = "eval_history.jsonl"
 CURVES = "eval_curves.png"
 SUMMARY = "eval_summary.json"
@@ -60,6 +62,9 @@ class EvalHistory:
         if not self.enabled:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
+        earlier = [r for r in read_history(self.dir) if r.get("step", -1) < step]
+        if len(earlier) < len(read_history(self.dir)):  # resumed before a step evaluated last time: measure it anew
+            (self.dir / HISTORY).write_text("".join(json.dumps(r) + "\n" for r in earlier), encoding="utf-8")
         row = {"step": step, "epoch": round(epoch, 4) if epoch is not None else None,
                "eval_seconds": round(seconds, 4), **metrics}
         with (self.dir / HISTORY).open("a", encoding="utf-8") as f:
@@ -80,7 +85,7 @@ class EvalHistory:
             "stopped_early": stopped_early,
             "eval_seconds_total": round(sum(r.get("eval_seconds", 0.0) for r in rows), 3),
         }
-        (self.dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(self.dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
         plot_curves(rows, self.metric, state.best_global_step, self.dir / CURVES)
 
     def callback(self):

@@ -74,7 +74,8 @@ class InTrainingEvaluator:
         if self.reranker:
             from .rerank import bm25_candidates
 
-            self.candidates = bm25_candidates(self.data, RERANK_TOP)
+            self.top = int(cfg.get("rerank_top", RERANK_TOP))
+            self.candidates = bm25_candidates(self.data, self.top)
 
     # -- building FlagEmbedding inference objects around the live model ----------------------------
     def _device(self) -> str:
@@ -185,7 +186,7 @@ class InTrainingEvaluator:
                 return [s for part in evaluator._gather(mine, rank, world) or [] for s in part]
 
         t0 = time.perf_counter()
-        run = rerank_run(_Sharded(), self.data, self.candidates, RERANK_TOP)
+        run = rerank_run(_Sharded(), self.data, self.candidates, self.top)
         timing["rerank_s"] = time.perf_counter() - t0
         if rank != 0:
             return None

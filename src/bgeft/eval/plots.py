@@ -7,20 +7,22 @@ Each function writes through a temp file and returns the path written.
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
+
+from ..io import atomic_writer
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_writer(path, "wb") as out:
+            fig.savefig(out, format="png", dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
+from ..io import atomic_write_text
 from . import plots
 
 RETRIEVER_SECTIONS = ("## Summary", "## Metrics by k", "## Timing", "## Plots", "## Notes")
@@ -20,12 +20,6 @@ COMPARE_SECTIONS = ("## Setup", "## Summary", "## Wins, ties and losses", "## Pl
 NO_RELEVANT_NOTE = ("Queries without any relevant document (no qrels row with score > 0) cannot be scored by a "
                     "ranking metric; they are left out of every average and listed under "
                     "`data.skipped_queries` in metrics.json.")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _finite(obj):

@@ -24,10 +24,13 @@ Python API::
 from __future__ import annotations
 
 import json
+import math
+import os
 import time
 from pathlib import Path
 
 from ..errors import UserError
+from ..safety import check_input
 from .compare import paired_stats
 from .datasets import EvalData, load_eval_data
 from ..models.reranker import Reranker
@@ -37,11 +40,24 @@ from .retrieval import parse_ks
 GAIN_METRICS = ("acc@1", "mrr", "ndcg@10", "err@10", "map")
 
 
+def _run_score(path: Path, where: str, value) -> float:
+    """A candidate's score: a finite number, or one message naming the place."""
+    try:
+        score = float(value) if not isinstance(value, bool) else float("nan")
+    except (TypeError, ValueError):
+        score = float("nan")
+    if not math.isfinite(score):
+        raise UserError(f"{path}: {where}: score {value!r} is not a finite number; candidates are ranked by score, "
+                        "so every score must be a real number")
+    return score
+
+
 def load_candidates(path, data: EvalData) -> dict[str, list[tuple[str, float]]]:
     """Read a candidates file (see the module docstring) into a run, checking every id."""
     p = Path(path)
-    if not p.is_file():
+    if not os.path.exists(p):
         raise UserError(f"--candidates {p}: file not found; pass runs/<mode>.json from `bgeft eval retriever --out`")
+    check_input(p, "--candidates")
     text = p.read_text(encoding="utf-8-sig")
     raw: dict[str, dict[str, float]] = {}
     try:
@@ -49,7 +65,8 @@ def load_candidates(path, data: EvalData) -> dict[str, list[tuple[str, float]]]:
         obj = obj.get("search_results", obj) if isinstance(obj, dict) else obj
         if not isinstance(obj, dict) or not all(isinstance(v, dict) for v in obj.values()):
             raise UserError(f"{p}: expected a JSON object {{query-id: {{doc-id: score}}}}")
-        raw = {str(q): {str(d): float(s) for d, s in docs.items()} for q, docs in obj.items()}
+        raw = {str(q): {str(d): _run_score(p, f"query {q!r}, doc {d!r}", s) for d, s in docs.items()}
+               for q, docs in obj.items()}
     except json.JSONDecodeError:
         for lineno, line in enumerate(text.splitlines(), 1):
             cols = line.split()
@@ -57,7 +74,7 @@ def load_candidates(path, data: EvalData) -> dict[str, list[tuple[str, float]]]:
                 continue
             if len(cols) != 6:
                 raise UserError(f"{p}:{lineno}: expected a JSON run or TREC run lines 'qid Q0 docid rank score tag'")
-            raw.setdefault(cols[0], {})[cols[2]] = float(cols[4])
+            raw.setdefault(cols[0], {})[cols[2]] = _run_score(p, f"line {lineno}", cols[4])
     unknown = sorted({d for docs in raw.values() for d in docs if d not in data.corpus})
     if unknown:
         raise UserError(f"{p}: {len(unknown)} candidate doc id(s) are not in the corpus, e.g. {unknown[0]!r}; "

@@ -22,6 +22,7 @@ Python API (what ``bgeft pipeline`` calls)::
 """
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -55,8 +56,9 @@ def parse_weights(weights) -> dict[str, float]:
         except ValueError:
             raise UserError(f"--weights {weights!r}: expected three numbers dense,sparse,colbert such as 0.4,0.2,0.4") from None
     weights = list(weights)
-    if len(weights) != 3 or any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise UserError(f"--weights {weights}: expected three non-negative numbers dense,sparse,colbert "
+    if (len(weights) != 3 or any(not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0 for w in weights)
+            or sum(weights) <= 0):
+        raise UserError(f"--weights {weights}: expected three finite non-negative numbers dense,sparse,colbert "
                         "(not all zero) such as 0.4,0.2,0.4")
     return dict(zip(("dense", "sparse", "colbert"), map(float, weights)))
 
@@ -113,6 +115,7 @@ def evaluate_retriever(model_path, data_dir, modes=None, weights=DEFAULT_WEIGHTS
     """Evaluate an embedder on ``data_dir`` (any layout of ``bgeft.eval.datasets``); see the module doc."""
     start = time.perf_counter()
     ks = parse_ks(ks)
+    weights = parse_weights(weights)  # before the data and the model are loaded
     if data is None and data_dir is None:
         raise UserError("evaluate_retriever: pass data_dir (or a loaded EvalData as data=)")
     data = data or load_eval_data(data_dir, split)
@@ -120,7 +123,6 @@ def evaluate_retriever(model_path, data_dir, modes=None, weights=DEFAULT_WEIGHTS
                                  passage_max_length=passage_max_len, pooling=pooling,
                                  query_instruction=query_instruction, fp16=fp16, progress=progress)
     modes = parse_modes(modes, encoder)
-    weights = parse_weights(weights)
     depth = depth or max(100, ks[-1])
     if candidates < 1:
         raise UserError(f"--candidates {candidates}: must be a positive number of passages")

@@ -87,12 +87,12 @@ def build_stages(spec: Spec) -> list[Stage]:
             data = ("stage", f"score-r{r}")
         sec = d["train_embedder"]
         add(f"train_embedder-r{r}", "train_embedder", r, {k: sec[k] for k in ("model", "data", "training")},
-            {"data": data, "init": retriever, "recipe": ("ext", sec["recipe"])})
+            {"data": data, "init": retriever, "recipe": ("ext", sec["recipe"]), "split": ("stage", "split")})
         retriever = ("stage", f"train_embedder-r{r}")
         if has_rr:
             sec = d["train_reranker"]
             add(f"train_reranker-r{r}", "train_reranker", r, {k: sec[k] for k in ("model", "data", "training")},
-                {"data": data, "init": reranker, "recipe": ("ext", sec["recipe"])})
+                {"data": data, "init": reranker, "recipe": ("ext", sec["recipe"]), "split": ("stage", "split")})
             reranker = ("stage", f"train_reranker-r{r}")
         refs = eval_refs(retriever, reranker if has_rr else None)
         refs["baseline"] = ("stage", "eval-base")

@@ -21,11 +21,20 @@ def run_mine(ctx, stage, resume: bool) -> dict:
                              corpus=split_dir / "train_corpus.jsonl", range_=(lo, hi), negatives=sec["negatives"],
                              margin=sec["margin"], bm25=sec["bm25"], batch_size=sec["batch_size"],
                              query_max_length=sec["query_max_len"], passage_max_length=sec["passage_max_len"],
-                             seed=sec["seed"])
+                             seed=sec["seed"], rejects=_rejects(sec, out))
     for line in summary.lines():
         ctx.log(line)
     _drop_rows_without_negatives(ctx, out)
     return _row_stats(out)
+
+
+def _rejects(sec: dict, out: Path):
+    """``skip_invalid: true`` in the stage's section: bad rows are left out and kept in OUT.rejects in the
+    stage directory."""
+    from ..data.rejects import Rejects
+
+    limit = sec["max_rejects"]
+    return Rejects(out, skip=sec["skip_invalid"], max_rejects=None if limit is None else str(limit))
 
 
 def _drop_rows_without_negatives(ctx, path: Path) -> None:
@@ -47,7 +56,7 @@ def run_score(ctx, stage, resume: bool) -> dict:
     sec = ctx.spec.data["score"]
     out = stage.dir / "train.jsonl"
     summary = score_file(ctx.path(stage, "data"), out, reranker=ctx.path(stage, "reranker"),
-                         batch_size=sec["batch_size"], max_length=sec["max_length"])
+                         batch_size=sec["batch_size"], max_length=sec["max_length"], rejects=_rejects(sec, out))
     for line in summary.lines():
         ctx.log(line)
     return _row_stats(out)
@@ -79,6 +88,30 @@ def train_overrides(stage, init: str, data: str, out_dir: Path) -> list[str]:
     return overrides
 
 
+def eval_overrides(ctx, stage) -> list[str]:
+    """Keep each round's best checkpoint by dev nDCG@10: evaluate on the split's dev set at every
+    checkpoint (``eval:`` + the Trainer's own keys; what the stage's training section sets wins)."""
+    from .. import recipe as recipes
+
+    dev = Path(ctx.path(stage, "split")) / "dev" if ctx.has(stage, "split") else None
+    if dev is None or not (dev / "qrels").is_dir():
+        return []
+    recipe = recipes.load(ctx.path(stage, "recipe"))
+    own = stage.params["training"]
+    training = {**recipe.section("training"), **own}
+    settings = {"eval_strategy": "steps", "eval_steps": training.get("save_steps") or 500, "save_strategy": "steps",
+                "metric_for_best_model": "ndcg@10", "load_best_model_at_end": True}
+    overrides = [_override(f"training.{k}", v) for k, v in settings.items() if k not in own]
+    overrides += [_override("eval.data", str(dev)), _override("eval.batch_size", 32)]
+    kind, mode = (str(ctx.spec.data.get("report", {}).get("select", "")).split(".") + ["", ""])[:2]
+    if stage.kind == "train_reranker":
+        overrides.append(_override("eval.rerank_top", ctx.spec.data["eval"].get("retrieve_top", 100)))
+    elif recipe.data.get("task") == "embedder.m3" and training.get("unified_finetuning") and kind == "retriever" \
+            and mode in ("sparse", "colbert", "hybrid"):
+        overrides.append(_override("eval.mode", mode))
+    return overrides
+
+
 def check_recipe(recipe: str, stage_params: dict, existing_file: str) -> None:
     """Static recipe validation with the stage's settings, before anything runs. What the pipeline
     wires in later (start weights, the mined data, output dir) gets placeholders here."""
@@ -97,7 +130,8 @@ def run_train(ctx, stage, resume: bool) -> dict:
     if resume:
         _drop_incomplete_checkpoints(ctx, out_dir)
     argv = ["train", ctx.path(stage, "recipe"), *train_overrides(stage, ctx.path(stage, "init"),
-                                                               ctx.path(stage, "data"), out_dir), "--resume"]
+                                                               ctx.path(stage, "data"), out_dir),
+            *eval_overrides(ctx, stage), "--resume"]
     ctx.log("bgeft " + " ".join(str(a) for a in argv[:2]) + " ... --resume")
     args = build_parser().parse_args([str(a) for a in argv])
     code = args.func(args)
@@ -128,4 +162,10 @@ def _train_summary(out_dir: Path) -> dict:
         state = ckpts[-1]
     data = json.loads(state.read_text(encoding="utf-8"))
     losses = [h["loss"] for h in data.get("log_history", []) if "loss" in h]
-    return {"global_step": data.get("global_step"), "last_loss": losses[-1] if losses else None}
+    out = {"global_step": data.get("global_step"), "last_loss": losses[-1] if losses else None}
+    kept = out_dir / "eval_summary.json"  # written by in-training evaluation (bgeft.eval.history)
+    if kept.is_file():
+        ev = json.loads(kept.read_text(encoding="utf-8"))
+        out.update({"kept_step": ev.get("best_global_step") if ev.get("load_best_model_at_end") else ev.get("last_step"),
+                    "dev_metric": ev.get("metric"), "dev_best": ev.get("best_metric")})
+    return out

@@ -107,10 +107,10 @@ def run_report(ctx, stage, resume: bool) -> dict:
     sig = significance_rows(results, split)
     lines += ["", f"## Significance against the baseline ({split} split, paired per query)", ""]
     lines += _md_table(SIG_HEADER, sig) if sig else ["(no rounds to compare)"]
-    lines += ["", "## Training", ""] + _md_table(["stage", "steps", "last loss", "seconds"], [
+    lines += ["", "## Training", ""] + _md_table(["stage", "steps", "last loss", "kept (best on dev)", "seconds"], [
         [st.name, (m := read_manifest(st.dir) or {}).get("summary", {}).get("global_step"),
-         m.get("summary", {}).get("last_loss"), f"{m.get('seconds', 0):.1f}"] for st in stages
-        if st.kind.startswith("train")])
+         m.get("summary", {}).get("last_loss"), kept_text(m.get("summary", {})), f"{m.get('seconds', 0):.1f}"]
+        for st in stages if st.kind.startswith("train")])
     image = _plot(results, select, stage.dir / "rounds.png")
     if image:
         lines += ["", "## Rounds", "", f"![{select} by round]({image})"]
@@ -123,6 +123,15 @@ def run_report(ctx, stage, resume: bool) -> dict:
     best_info = {"round": best, "label": results[best][0], "select": select, "dev": dev_scores[best], **best_models}
     (stage.dir / "best.json").write_text(json.dumps(best_info, indent=2) + "\n", encoding="utf-8")
     return best_info
+
+
+def kept_text(summary: dict) -> str:
+    """Which step a training stage kept, by in-training dev evaluation (``-`` when it did not evaluate)."""
+    if summary.get("kept_step") is None:
+        return "-"
+    best = summary.get("dev_best")
+    return (f"step {summary['kept_step']} of {summary.get('global_step')}"
+            + (f" (dev {summary.get('dev_metric')} {best:.4f})" if isinstance(best, (int, float)) else ""))
 
 
 def _summary(by_name, name: str) -> str:
@@ -178,6 +187,10 @@ def print_summary(spec, stages) -> None:
     print()
     for row in [header] + rows:
         print("  ".join(_fmt(c).ljust(w) for c, w in zip(row, widths)))
+    for st in stages:
+        kept = kept_text((read_manifest(st.dir) or {}).get("summary", {})) if st.kind.startswith("train") else "-"
+        if kept != "-":
+            print(f"{st.name}: kept {kept}")
     print(f"\nbest on dev: {best['label']}; report: {report.output}")
 
 

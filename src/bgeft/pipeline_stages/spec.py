@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..yamlfile import short
 from .yamlfile import apply_overrides, read_yaml
 
 STAGES = ("corpus", "queries", "split", "mine", "score", "train_embedder", "train_reranker", "eval", "report")
@@ -20,6 +21,7 @@ MODES = ("dense", "sparse", "colbert", "hybrid")
 
 # section -> key -> (expected type(s), default); "path" marks strings resolved against the file
 _STR, _INT, _NUM, _BOOL, _LIST, _MAP = str, int, (int, float), bool, list, dict
+_REJECTS = (str, int)  # max_rejects: 10 or "5%"
 SCHEMA: dict[str, dict[str, tuple]] = {
     "base": {"retriever": (_STR, None), "reranker": (_STR, None)},
     "corpus": {"books": (_LIST, None), "file": (_STR, None), "by": (_STR, "paragraph"),
@@ -27,8 +29,10 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "queries": {"file": (_STR, None), "generate": (_MAP, None)},
     "split": {"dev": (_NUM, 0.2), "test": (_NUM, 0.2), "seed": (_INT, 0)},
     "mine": {"range": (_STR, "2-50"), "negatives": (_INT, 7), "margin": (_NUM, 0.05), "bm25": (_INT, 0), "seed": (_INT, 42),
-             "batch_size": (_INT, 32), "query_max_len": (_INT, 64), "passage_max_len": (_INT, 512)},
-    "score": {"reranker": (_STR, "previous"), "batch_size": (_INT, 32), "max_length": (_INT, 512)},
+             "batch_size": (_INT, 32), "query_max_len": (_INT, 64), "passage_max_len": (_INT, 512),
+             "skip_invalid": (_BOOL, False), "max_rejects": (_REJECTS, None)},
+    "score": {"reranker": (_STR, "previous"), "batch_size": (_INT, 32), "max_length": (_INT, 512),
+              "skip_invalid": (_BOOL, False), "max_rejects": (_REJECTS, None)},
     "train_embedder": {"recipe": (_STR, None), "model": (_MAP, {}), "data": (_MAP, {}), "training": (_MAP, {})},
     "train_reranker": {"recipe": (_STR, None), "model": (_MAP, {}), "data": (_MAP, {}), "training": (_MAP, {})},
     "eval": {"modes": (_LIST, list(MODES)), "k": (_LIST, [1, 5, 10]), "retrieve_top": (_INT, 20),
@@ -36,7 +40,10 @@ SCHEMA: dict[str, dict[str, tuple]] = {
     "report": {"select": (_STR, "retriever.hybrid.ndcg@10")},
 }
 REQUIRED = {"base": ("retriever",), "train_embedder": ("recipe",), "train_reranker": ("recipe",)}
-NULLABLE = {("corpus", "max_tokens"), ("mine", "margin")}  # null: no token budget / no margin filter
+# null: no token budget / no margin filter / no limit on rejected rows
+NULLABLE = {("corpus", "max_tokens"), ("mine", "margin"), ("mine", "max_rejects"), ("score", "max_rejects")}
+MAX_ROUNDS = 50   # each round adds 3-5 stages; more is a typo, not a plan
+MAX_K = 10_000
 OPTIONAL_STAGES = ("score", "train_reranker")  # leave the section out to skip the stage
 
 
@@ -67,6 +74,8 @@ def _suggest(word: str, choices) -> str:
 
 def _type_name(t) -> str:
     names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
+    if t is _REJECTS:
+        return 'a number of rows or a percentage ("5%")'
     return "a number" if isinstance(t, tuple) else names[t]
 
 
@@ -93,9 +102,9 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
         out["work_dir"] = (str((Path.cwd() / work_dir).resolve()) if _from_override(where, "work_dir")
                            else _work_dir(path, work_dir))
     rounds = data.get("rounds", 1)
-    if not _type_ok(rounds, int) or rounds < 1:
-        errors.append(f"{at('rounds')}: rounds: must be an integer >= 1 (training rounds; round 2+ re-mines "
-                      f"with the previous round's retriever), got {rounds!r}")
+    if not _type_ok(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
+        errors.append(f"{at('rounds')}: rounds: must be an integer from 1 to {MAX_ROUNDS} (training rounds; round 2+ "
+                      f"re-mines with the previous round's retriever), got {short(rounds)}")
     out["rounds"] = rounds
     for section, keys in SCHEMA.items():
         if section not in data:
@@ -107,7 +116,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
             if data_section is None:
                 data_section = {}
             if not isinstance(data_section, dict):
-                errors.append(f"{at(section)}: {section}: must be a mapping of settings, got {data_section!r}")
+                errors.append(f"{at(section)}: {section}: must be a mapping of settings, got {short(data_section)}")
                 continue
         values: dict[str, Any] = {}
         for key, value in data_section.items():
@@ -117,7 +126,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
                 continue
             t = keys[key][0]
             if value is not None and not _type_ok(value, t):
-                errors.append(f"{at(section, key)}: {section}.{key}: must be {_type_name(t)}, got {value!r}")
+                errors.append(f"{at(section, key)}: {section}.{key}: must be {_type_name(t)}, got {short(value)}")
                 continue
             values[key] = value
         for key, (_, default) in keys.items():
@@ -159,6 +168,17 @@ def _check_values(path: Path, out: dict, at, where: dict) -> list[str]:
     def base(*keys) -> Path:  # overrides are typed in a shell: their paths resolve against the working dir
         return Path.cwd() if _from_override(where, *keys) else path.parent
 
+    for section in ("mine", "score"):
+        limit = (out.get(section) or {}).get("max_rejects")
+        if limit is not None:
+            from ..data.rejects import parse_max_rejects
+            try:
+                parse_max_rejects(str(limit))
+            except UserError as exc:
+                errors.append(f"{at(section, 'max_rejects')}: {section}.max_rejects: {str(exc).split(': ', 1)[1]}")
+            if not out[section]["skip_invalid"]:
+                errors.append(f"{at(section, 'max_rejects')}: {section}.max_rejects: needs {section}.skip_invalid: "
+                              "true (without it the first bad row stops the stage)")
     corpus, queries = out["corpus"], out["queries"]
     if bool(corpus["books"]) == bool(corpus["file"]):
         errors.append(f"{at('corpus')}: corpus: give exactly one of books: [BOOK.txt, ...] (split into passages) "
@@ -215,6 +235,21 @@ def _check_values(path: Path, out: dict, at, where: dict) -> list[str]:
                 errors.append(f"{at(stage, 'recipe')}: {stage}.recipe: {exc}")
                 continue
             errors += _check_recipe(stage, out[stage], at, str(path))
+    if out.get("work_dir"):  # the stages' outputs: never an input, the working directory, $HOME or a root
+        from ..safety import check_output
+
+        inputs = [str(path), *(corpus["books"] or []), *[f for f in (corpus["file"], queries["file"]) if f]]
+        try:
+            check_output(out["work_dir"], [i for i in inputs if Path(i).exists()], what="work_dir", is_dir=True)
+        except UserError as exc:
+            errors.append(f"{at('work_dir')}: {exc}")
+    ks = out["eval"]["k"]
+    if not ks or not all(_type_ok(k, int) and 1 <= k <= MAX_K for k in ks):
+        errors.append(f"{at('eval', 'k')}: eval.k: a list of cut-offs, each an integer from 1 to {MAX_K} (e.g. "
+                      f"[1, 5, 10]), got {short(ks)}")
+    for key in ("retrieve_top", "rerank_top", "batch_size", "max_length"):
+        if _type_ok(out["eval"][key], int) and out["eval"][key] < 1:
+            errors.append(f"{at('eval', key)}: eval.{key}: must be at least 1, got {out['eval'][key]}")
     errors += _check_select(out, at)
     bad = [m for m in out["eval"]["modes"] if m not in MODES]
     if bad or not out["eval"]["modes"]:

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from bgeft.errors import UserError
-from bgeft.runs import _Masker, checkpoints, prepare_output_dir, redact, redact_argv, secret_values
+from bgeft.redaction import Masker, redact, secret_values
+from bgeft.runs import checkpoints, prepare_output_dir
 
 
 def test_empty_or_missing_output_dir_starts_fresh(tmp_path):
@@ -31,7 +32,9 @@ def test_refusal_message_and_contradictory_flags(tmp_path):
         prepare_output_dir(tmp_path, resume=False, overwrite=False)
     with pytest.raises(UserError, match=r"--resume and --overwrite contradict each other"):
         prepare_output_dir(tmp_path, resume=True, overwrite=True)
-    assert prepare_output_dir(tmp_path, resume=False, overwrite=True) is None and not tmp_path.exists()
+    (tmp_path / "bgeft_run.yaml").write_text("task: x\n")  # a run directory bgeft made
+    assert prepare_output_dir(tmp_path, resume=False, overwrite=True) is None
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_output_dir_that_is_a_file(tmp_path):
@@ -40,15 +43,17 @@ def test_output_dir_that_is_a_file(tmp_path):
         prepare_output_dir(tmp_path / "f", resume=False, overwrite=False)
 
 
-def test_redaction_of_recipe_and_argv():
-    assert redact({"model": {"token": "hf_x", "cache_dir": None}, "api_key": "k"}) == \
-        {"model": {"token": "***", "cache_dir": None}, "api_key": "***"}
-    assert redact_argv(["--token", "hf_x", "--lr", "1"]) == ["--token", "***", "--lr", "1"]
+def test_redaction_by_exact_key_only():
+    recipe = {"model": {"token": "hf_x", "tokenizer_name": "tok", "cache_dir": None},
+              "training": {"hub_token": "hf_y", "average_tokens_across_devices": False}}
+    assert redact(recipe) == {"model": {"token": "***", "tokenizer_name": "tok", "cache_dir": None},
+                              "training": {"hub_token": "***", "average_tokens_across_devices": False}}
 
 
 def test_secret_values_include_hf_token_and_masking_spans_chunks():
-    secrets = secret_values({"model": {"token": "hf_recipe_tok"}}, environ={"HF_TOKEN": "hf_env_token", "HOME": "/r"})
+    secrets = secret_values({"model": {"token": "hf_recipe_tok"}, "training": {"average_tokens_across_devices": False}},
+                            environ={"HF_TOKEN": "hf_env_token", "HOME": "/r", "TOKENIZERS_PARALLELISM": "false"})
     assert secrets == ["hf_recipe_tok", "hf_env_token"]
-    masker = _Masker(secrets)
+    masker = Masker(secrets)
     out = masker.feed(b"token='hf_env_") + masker.feed(b"token' ok\r 50%") + masker.feed(b"", final=True)
     assert out == b"token='***' ok\r 50%"

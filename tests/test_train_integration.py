@@ -128,7 +128,7 @@ def test_manifest_and_model_card(tmp_path, tiny_xlmr):
     run = (out / "bgeft_run.yaml").read_text()
     assert "task: embedder.m3" in run and "token: '***'" in run and "hf_secret_value" not in run
     command = (out / "command.txt").read_text()
-    assert "-m bgeft.worker embedder.m3" in command and "--token '***'" in command and "hf_secret_value" not in command
+    assert "-m bgeft.worker embedder.m3" in command and "--token" not in command and "hf_secret_value" not in command
     env = json.loads((out / "environment.json").read_text())
     assert env["train_data_sha256"] == {str(RETRIEVAL): sha256_file(RETRIEVAL)}
     assert env["packages"]["FlagEmbedding"] == "1.4.2" and env["device"]["kind"] == "cpu"
@@ -144,11 +144,12 @@ def test_refuses_a_non_empty_output_dir_and_overwrite_clears_it(tmp_path, tiny_x
     result = bgeft("train", recipe)
     assert result.returncode == 2
     assert (f"bgeft: error: training.output_dir {tmp_path / 'out'} is not empty (1 entries: old.txt); pass --resume "
-            "to continue from its newest checkpoint, --overwrite to delete it first, or set "
-            "training.output_dir=NEW_DIR") in result.stderr
+            "to continue from its newest checkpoint, --overwrite to delete it first (only a run directory bgeft "
+            "made), or set training.output_dir=NEW_DIR") in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["old.txt"]  # nothing half-written
-    result = bgeft("train", recipe, "--overwrite")
-    assert result.returncode == 0 and not (tmp_path / "out" / "old.txt").exists()
+    result = bgeft("train", recipe, "--overwrite")  # not a run directory bgeft made: kept
+    assert result.returncode == 2 and "was not made by bgeft (no bgeft_run.yaml in it; it holds old.txt)" in result.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["old.txt"]
 
 
 def test_bad_rows_stop_the_launch_before_anything_is_written(tmp_path, tiny_xlmr):

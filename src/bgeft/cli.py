@@ -36,11 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     return _guard(lambda: args.func(args))
 
 
+MAX_ERROR = 8000
+
+
 def _guard(fn) -> int:
     try:
         code = fn()
     except UserError as exc:
-        print(f"bgeft: error: {exc}", file=sys.stderr)
+        text = str(exc)
+        if len(text) > MAX_ERROR:  # a hostile input never floods the terminal
+            text = text[:MAX_ERROR] + f"\n... ({len(text) - MAX_ERROR} more characters of this message cut)"
+        print(f"bgeft: error: {text}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("bgeft: interrupted", file=sys.stderr)

@@ -18,6 +18,7 @@ from . import eval_section
 from .errors import UserError
 from .models.devices import Device, detect_device  # noqa: F401 - re-exported for train_cmd/envcheck
 from .recipe import Recipe, to_argv
+from .redaction import split_secrets
 
 DEFAULT_MASTER_PORT = 29500
 # Seconds between SIGTERM and SIGKILL: the ONE grace period of a pre-empted run. The same number is
@@ -46,6 +47,8 @@ class Plan:
     device: Device
     task: str
     notes: list[str] = field(default_factory=list)
+    # secrets (model.token, training.hub_token) travel to the worker here, never in argv; never shown
+    secret_env: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def world_size(self) -> int:
@@ -81,6 +84,14 @@ def _int_env(env, name: str) -> int | None:
         raise UserError(f"environment variable {name}={raw!r} is not an integer; fix the job spec") from None
 
 
+def _port(env, name: str) -> int | None:
+    port = _int_env(env, name)
+    if port is not None and not 1 <= port <= 65535:
+        raise UserError(f"environment variable {name}={env.get(name)!r} is not a TCP port (1-65535); "
+                        "fix the job spec (the default is 29500)")
+    return port
+
+
 def node_layout(env=None) -> NodeLayout:
     """Node layout from NNODES/NODE_RANK/NPROC_PER_NODE/MASTER_ADDR/MASTER_PORT, else Kubeflow's
     PET_* variables, else an Indexed Job's JOB_COMPLETION_INDEX, else Volcano's VC_* variables."""
@@ -90,7 +101,7 @@ def node_layout(env=None) -> NodeLayout:
     rank = _int_env(env, "NODE_RANK")
     nproc = _int_env(env, "NPROC_PER_NODE")
     addr = env.get("MASTER_ADDR") or None
-    port = _int_env(env, "MASTER_PORT")
+    port = _port(env, "MASTER_PORT")
     if any(v is not None for v in (nnodes, rank, nproc, addr, port)):
         sources.append("NNODES/NODE_RANK/MASTER_*")
     if any(k.startswith("PET_") for k in env):
@@ -98,7 +109,7 @@ def node_layout(env=None) -> NodeLayout:
         rank = rank if rank is not None else _int_env(env, "PET_NODE_RANK")
         nproc = nproc if nproc is not None else _int_env(env, "PET_NPROC_PER_NODE")
         addr = addr or env.get("PET_MASTER_ADDR") or None
-        port = port if port is not None else _int_env(env, "PET_MASTER_PORT")
+        port = port if port is not None else _port(env, "PET_MASTER_PORT")
         sources.append("Kubeflow PET_*")
     if rank is None and env.get("JOB_COMPLETION_INDEX") not in (None, ""):
         rank = _int_env(env, "JOB_COMPLETION_INDEX")
@@ -249,7 +260,9 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
         notes.append(f"resuming from {resume_from}")
     extra_env.setdefault("TOKENIZERS_PARALLELISM", "false")
     notes += eval_section.plan_notes(recipe, world)
-    args = eval_section.worker_args(recipe) + to_argv(recipe.section("model")) + to_argv(recipe.section("data")) + to_argv(training)
+    clean, secret_env = split_secrets({"model": recipe.section("model"), "training": training})
+    args = (eval_section.worker_args(recipe) + to_argv(clean["model"]) + to_argv(recipe.section("data"))
+            + to_argv(clean["training"]))
     python = python or sys.executable
     task = recipe.data["task"]
     if world == 1 and not launch.get("deepspeed"):
@@ -268,4 +281,4 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
         grace = stop_grace_seconds(env)
         extra_env.setdefault("TORCH_ELASTIC_SHUTDOWN_TIMEOUT",
                              env.get("TORCH_ELASTIC_SHUTDOWN_TIMEOUT") or str(max(grace - 30, grace // 2)))
-    return Plan(argv, extra_env, Path(training["output_dir"]), nproc, layout, device, task, notes)
+    return Plan(argv, extra_env, Path(training["output_dir"]), nproc, layout, device, task, notes, secret_env)

@@ -9,16 +9,16 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from . import eval_section
 from . import value_checks
 from .errors import UserError
 from .schema import SECTIONS, load_schema, section_fields
 from .tasks import TASKS
+from .yamlfile import parse_value, read_yaml, short
 
 TOP_KEYS = ("task", "launch", *SECTIONS, "eval")
 LAUNCH_FIELDS = {
@@ -62,32 +62,15 @@ class Recipe:
 
 def load(path: str | Path) -> Recipe:
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise UserError(f"{path}: recipe not found (list the shipped ones with `bgeft ls`, copy one with "
                         "`bgeft cp NAME DEST`)")
-    text = path.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise UserError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+    data, where = read_yaml(path, "recipe")
     if not isinstance(data, dict):
         raise UserError(f"{path}: a recipe is a YAML mapping with keys {', '.join(TOP_KEYS)}")
-    return Recipe(path=path.resolve(), data=data, lines=_line_map(node))
-
-
-def _line_map(node) -> dict[str, int]:
-    lines: dict[str, int] = {}
-    if not isinstance(node, yaml.MappingNode):
-        return lines
-    for key, value in node.value:
-        lines[key.value] = key.start_mark.line + 1
-        if isinstance(value, yaml.MappingNode):
-            for sub_key, _ in value.value:
-                lines[f"{key.value}.{sub_key.value}"] = sub_key.start_mark.line + 1
-    return lines
+    lines = {".".join(map(str, key)): int(loc.rsplit(":", 1)[1]) for key, loc in where.items()
+             if 1 <= len(key) <= 2 and all(isinstance(k, str) for k in key)}
+    return Recipe(path=path.resolve(), data=data, lines=lines)
 
 
 def apply_overrides(recipe: Recipe, overrides: list[str], base_dir: Path | None = None) -> Recipe:
@@ -101,25 +84,26 @@ def apply_overrides(recipe: Recipe, overrides: list[str], base_dir: Path | None 
         parts = dotted.strip().split(".")
         if delete and eq or (not delete and not eq) or not all(parts) or len(parts) > 2 \
                 or (len(parts) == 1 and parts[0] != "task"):
-            raise UserError(f"override {text!r}: expected section.key=value (or ~section.key to delete), "
+            raise UserError(f"override {short(text)}: expected section.key=value (or ~section.key to delete), "
                             f"with section one of {', '.join(TOP_KEYS[1:])}; e.g. training.learning_rate=1e-5")
         if delete:
-            out.section(parts[0]).pop(parts[1], None)
+            section = out.data.get(parts[0])
+            if not isinstance(section, dict) or parts[1] not in section:
+                raise UserError(f"override {short(text)}: {dotted.strip()} is not set in {recipe.path}, so there is "
+                                "nothing to delete")
+            del section[parts[1]]
             continue
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError:
-            value = raw
+        value = parse_value(raw, f"override {short(text)}") if raw.strip() else ""
         if len(parts) == 1:
             out.data["task"] = value
         else:
             sec = out.data.setdefault(parts[0], {})
             if not isinstance(sec, dict):
-                raise UserError(f"override {text!r}: {parts[0]} is not a mapping in {recipe.path}")
+                raise UserError(f"override {short(text)}: {parts[0]} is not a mapping in {recipe.path}")
             if (parts[0], parts[1]) in PATH_KEYS | MAYBE_PATH_KEYS:
                 value = _resolve(value, base_dir, maybe=(parts[0], parts[1]) in MAYBE_PATH_KEYS)
             sec[parts[1]] = value
-        out.origins[dotted] = repr(text)
+        out.origins[dotted] = short(text)
     return out
 
 
@@ -161,7 +145,7 @@ def _coerce(value, spec: dict):
         for item in items:
             v, problem = _coerce(item, inner)
             if problem:
-                return value, f"list item {item!r}: {problem}"
+                return value, f"list item {short(item)}: {problem}"
             out.append(v)
         return out, None
     if kind == "bool":
@@ -169,16 +153,16 @@ def _coerce(value, spec: dict):
             return value, None
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true", None
-        return value, f"expected true or false, got {value!r}"
+        return value, f"expected true or false, got {short(value)}"
     if kind in ("int", "float"):
         if isinstance(value, bool):
-            return value, f"expected a number, got {value!r}"
+            return value, f"expected a number, got {short(value)}"
         try:
             num = float(value) if kind == "float" else int(value) if isinstance(value, (int, str)) else None
         except (TypeError, ValueError):
             num = None
         if num is None or (kind == "int" and isinstance(value, float)):
-            return value, f"expected {'an integer' if kind == 'int' else 'a number'}, got {value!r}"
+            return value, f"expected {'an integer' if kind == 'int' else 'a number'}, got {short(value)}"
         return (value if isinstance(value, int) and not isinstance(value, bool) else num), None
     if kind == "str":
         if isinstance(value, (dict, list)):
@@ -188,9 +172,22 @@ def _coerce(value, spec: dict):
             value = ("yes" if value else "no") if "no" in choices or "yes" in choices else str(value).lower()
         value = value if isinstance(value, str) else str(value)
         if spec.get("choices") and value not in [str(c) for c in spec["choices"]]:
-            return value, f"{value!r} is not one of {', '.join(map(str, spec['choices']))}"
+            return value, f"{short(value)} is not one of {', '.join(map(str, spec['choices']))}"
         return value, None
     return value, None
+
+
+def _option_like(value) -> str | None:
+    """A value that would become an argv word the training command reads as an option (``--output_dir``
+    hidden in a list would redirect the run); numbers such as -1 are fine."""
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, str) and item.startswith("-"):
+            try:
+                float(item)
+            except ValueError:
+                return (f"value {short(item)} starts with '-', so the training command would read it as an "
+                        "option; a value cannot start with '-' (set each option under its own key)")
+    return None
 
 
 def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]]:
@@ -204,13 +201,14 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
 
     for key in out.data:
         if key not in TOP_KEYS:
-            err(key, f"unknown section{_suggest(str(key), TOP_KEYS)}; a recipe has {', '.join(TOP_KEYS)}")
+            err(str(key)[:80], f"unknown section{_suggest(str(key), TOP_KEYS)}; a recipe has {', '.join(TOP_KEYS)}")
     task = out.data.get("task")
     if task is None:
         err("task", f"missing; set it to one of {', '.join(TASKS)}")
         return out, errors
-    if task not in TASKS:
-        err("task", f"unknown task {task!r}{_suggest(str(task), TASKS)}; tasks: {', '.join(TASKS)}")
+    if not isinstance(task, str) or task not in TASKS:
+        hint = _suggest(task, TASKS) if isinstance(task, str) else ""
+        err("task", f"unknown task {short(task)}{hint}; tasks: {', '.join(TASKS)}")
         return out, errors
     for sec in ("launch", *SECTIONS):
         if not isinstance(out.data.get(sec) or {}, dict):
@@ -221,13 +219,13 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
             err(f"launch.{key}", f"unknown key{_suggest(key, LAUNCH_FIELDS)}; launch keys: {', '.join(LAUNCH_FIELDS)}")
         elif key in ("nproc_per_node", "nnodes") and not (value == "auto" and key == "nproc_per_node") \
                 and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {value!r}")
+            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {short(value)}")
         elif key == "device" and value not in ("auto", "cuda", "npu", "cpu"):
-            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {value!r}")
+            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {short(value)}")
         elif key == "precision" and value not in ("auto", "bf16", "fp16", "fp32"):
-            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {value!r}")
+            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {short(value)}")
         elif key == "deterministic" and not isinstance(value, bool):
-            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {value!r}")
+            err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {short(value)}")
     for sec in SECTIONS:
         fields = section_fields(schema, task, sec)
         section = out.data.setdefault(sec, {}) or {}
@@ -239,12 +237,13 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
                         "use_cpu": "set launch.device: cpu instead"}.get(key, "bgeft sets it")
                 err(dotted, f"managed by bgeft: {hint}")
             elif key not in fields:
-                err(dotted, f"unknown key{_suggest(key, fields)}; it is not a field of "
+                err(dotted[:120], f"unknown key{_suggest(key, fields)}; it is not a field of "
                             f"{schema['tasks'][task][sec].split(':')[1]}")
             elif section[key] is None:
                 del section[key]
             else:
                 section[key], problem = _coerce(section[key], fields[key])
+                problem = problem or _option_like(section[key])
                 if problem:
                     err(dotted, problem)
         for key, spec in fields.items():
@@ -254,6 +253,21 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
     errors += [f"{out.where(key)}: {key}: {problem}" for key, problem in value_checks.check(out)]
     errors += eval_section.check(out)  # the eval: section and the training keys it works with
     return out, errors
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why a data path would hang or fail the reader: a FIFO, device or socket (also inside a folder)."""
+    from .safety import check_input
+
+    files = [path]
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.suffix in (".json", ".jsonl")]
+    for f in files:
+        try:
+            check_input(f, "file", allow_dir=f is path)
+        except UserError as exc:
+            return str(exc)[len("file "):]
+    return None
 
 
 def _semantic(r: Recipe) -> list[str]:
@@ -268,12 +282,20 @@ def _semantic(r: Recipe) -> list[str]:
     for p in data.get("train_data") or []:
         if isinstance(p, str) and not Path(p).exists():
             err("data.train_data", f"{p} does not exist; fix the path (relative paths resolve against the recipe file)")
+        elif isinstance(p, str):
+            problem = _unreadable(Path(p))
+            if problem:
+                err("data.train_data", problem)
     if not training.get("output_dir"):
         err("training.output_dir", "missing; say where the trained model and checkpoints go")
     ds = launch.get("deepspeed")
     if ds:
-        if not Path(ds).is_file():
+        if Path(ds).is_dir():
+            err("launch.deepspeed", f"{ds} is a directory; give the DeepSpeed JSON file in it (e.g. ds_configs/zero2.json)")
+        elif not Path(ds).exists():
             err("launch.deepspeed", f"{ds} does not exist; use one of ds_configs/zero*.json")
+        elif _unreadable(Path(ds)):
+            err("launch.deepspeed", _unreadable(Path(ds)))
         else:
             try:
                 json.loads(Path(ds).read_text(encoding="utf-8"))
@@ -307,6 +329,10 @@ def to_argv(section: dict) -> list[str]:
         if isinstance(value, (dict,)):
             value = json.dumps(value)
         values = value if isinstance(value, list) else [value]
+        words = [str(v) if not isinstance(v, bool) else ("True" if v else "False") for v in values]
+        problem = _option_like(words)
+        if problem:  # check() refuses these first; this keeps to_argv safe on its own
+            raise UserError(f"{key}: {problem}")
         argv.append(f"--{key}")
-        argv += [str(v) if not isinstance(v, bool) else ("True" if v else "False") for v in values]
+        argv += words
     return argv

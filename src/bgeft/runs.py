@@ -1,17 +1,17 @@
 """Run directories: output-dir safety, resume, the run manifest, execution and what follows it.
 
-Before training: refuse a non-empty ``output_dir`` unless ``--resume`` / ``--overwrite``; write
-``bgeft_run.yaml`` (resolved recipe), ``command.txt`` and ``environment.json`` (versions, git sha,
-device, sha256 of every train file), secrets redacted. Then run the plan's argv (never a shell),
-stream its output to the terminal and ``train.log``, and forward SIGTERM/SIGINT to it.
+Before training: ``output_dir`` goes through the one guard (bgeft.safety): never an input of the run,
+the working directory, ``$HOME`` or a root; a non-empty one is refused unless ``--resume`` or
+``--overwrite`` (which clears only a directory bgeft made). Then write ``bgeft_run.yaml`` (resolved
+recipe), ``command.txt`` and ``environment.json`` (versions, git sha, device, sha256 of every train
+file), secrets redacted. Then run the plan's argv (never a shell) in its own process group, stream its
+output (secrets masked) to the terminal and ``train.log``, and forward SIGTERM/SIGINT/SIGHUP to it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,58 +19,59 @@ from pathlib import Path
 
 import yaml
 
+from .checkpoints import usable_checkpoint
 from .errors import UserError
 from .launch import Plan
+from .redaction import Masker, redact
+from .safety import check_output, clear_owned_dir, record_owned
 
-SECRET_KEY = re.compile(r"(token|secret|password|api[_-]?key|credential)", re.I)
+MARKER = "bgeft_run.yaml"
+# What the Trainer / FlagEmbedding write into output_dir before bgeft could record its inventory
+# (a run killed mid-way): --overwrite may delete these in a directory that holds the marker.
+TRAINER_WRITES = ("checkpoint-*", "runs", "train.log", "train.node*.log", "command.txt", "environment.json",
+                  "*.safetensors", "model.safetensors.index.json", "pytorch_model*.bin", "training_args.bin",
+                  "colbert_linear.pt", "sparse_linear.pt", "config.json", "generation_config.json", "tokenizer.json",
+                  "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "sentencepiece.bpe.model",
+                  "vocab.txt", "vocab.json", "merges.txt", "trainer_state.json", "*_results.json", "README.md",
+                  "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling",
+                  "2_Normalize")
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
-    """Complete checkpoints, oldest first. The Trainer writes trainer_state.json last, so a checkpoint
-    without it was cut off mid-save (a kill, a pre-empted pod) and cannot be resumed from."""
+    """Checkpoints that finished saving, oldest first. The Trainer writes trainer_state.json last, so a
+    checkpoint without it was cut off mid-save (a kill, a pre-empted pod) and cannot be resumed from."""
     found = [p for p in output_dir.glob("checkpoint-*")
              if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool) -> Path | None:
-    """Return the checkpoint to resume from (None = start fresh)."""
+def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=()) -> Path | None:
+    """Return the checkpoint to resume from (None = start fresh); ``output_dir`` exists afterwards.
+
+    ``inputs`` are every file the run reads (recipe, train data, local model, DeepSpeed config)."""
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other: --resume continues the run in "
                         "output_dir, --overwrite deletes it; pass one")
     if output_dir.exists() and not output_dir.is_dir():
         raise UserError(f"training.output_dir {output_dir} is a file; choose a directory path")
+    check_output(output_dir, inputs, what="training.output_dir", is_dir=True)
     content = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
-    if not content:
-        return None
-    if overwrite:
-        shutil.rmtree(output_dir)
-        return None
-    if resume:
-        found = checkpoints(output_dir)
-        return found[-1] if found else None
-    shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
-    raise UserError(f"training.output_dir {output_dir} is not empty ({len(content)} entries: {shown}); "
-                    "pass --resume to continue from its newest checkpoint, --overwrite to delete it first, "
-                    "or set training.output_dir=NEW_DIR")
-
-
-def redact(value, key: str = ""):
-    if isinstance(value, dict):
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, key) for v in value]
-    if SECRET_KEY.search(key) and value not in (None, ""):
-        return "***"
-    return value
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    out, hide = [], False
-    for arg in argv:
-        out.append("***" if hide else arg)
-        hide = arg.startswith("--") and bool(SECRET_KEY.search(arg))
-    return out
+    if content and overwrite:
+        clear_owned_dir(output_dir, marker=MARKER, inputs=inputs, known=TRAINER_WRITES)
+        content = []
+    if content and not resume:
+        shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
+        raise UserError(f"training.output_dir {output_dir} is not empty ({len(content)} entries: {shown}); "
+                        "pass --resume to continue from its newest checkpoint, --overwrite to delete it first "
+                        "(only a run directory bgeft made), or set training.output_dir=NEW_DIR")
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"training.output_dir {output_dir}: cannot be created ({exc.strerror}); choose a "
+                        "directory you can write to") from None
+    if not os.access(output_dir, os.W_OK):
+        raise UserError(f"training.output_dir {output_dir}: is not writable; choose a directory you can write to")
+    return usable_checkpoint(checkpoints(output_dir)) if resume else None
 
 
 def sha256_file(path: Path) -> str:
@@ -101,57 +102,33 @@ def write_manifest(plan: Plan, recipe_data: dict, recipe_path: Path) -> None:
     out = plan.output_dir
     out.mkdir(parents=True, exist_ok=True)
     resolved = dict(redact(recipe_data))
-    (out / "bgeft_run.yaml").write_text(
+    (out / MARKER).write_text(
         f"# resolved from {recipe_path}\n" + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True),
         encoding="utf-8")
-    (out / "command.txt").write_text(plan.command_line(redact_argv(plan.argv)) + "\n", encoding="utf-8")
+    (out / "command.txt").write_text(plan.command_line() + "\n", encoding="utf-8")
     (out / "environment.json").write_text(json.dumps(environment(plan, recipe_data, recipe_path), indent=2) + "\n",
                                           encoding="utf-8")
-
-
-def secret_values(recipe_data: dict, environ=None) -> list[str]:
-    """Values to mask in the output: secret-named recipe keys, and HF_TOKEN (FlagEmbedding's
-    model arguments default their ``token`` to it and log it)."""
-    environ = os.environ if environ is None else environ
-    found = [str(v) for sec in recipe_data.values() if isinstance(sec, dict)
-             for k, v in sec.items() if SECRET_KEY.search(str(k)) and v not in (None, "")]
-    found += [environ[k] for k in environ if SECRET_KEY.search(k) and len(environ[k]) >= 6]
-    return sorted(set(found), key=len, reverse=True)
-
-
-class _Masker:
-    """Replace secret values in a byte stream, holding back a partial line between chunks."""
-
-    def __init__(self, secrets: list[str]):
-        self.secrets = [s.encode() for s in secrets if s]
-        self.pending = b""
-
-    def feed(self, chunk: bytes, final: bool = False) -> bytes:
-        data = self.pending + chunk
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1 if not final else len(data)
-        if self.secrets and cut == 0 and len(data) < 65536:
-            self.pending = data
-            return b""
-        cut = cut or len(data)
-        out, self.pending = data[:cut], data[cut:]
-        for secret in self.secrets:
-            out = out.replace(secret, b"***")
-        return out
+    record_owned(out, [MARKER, "command.txt", "environment.json", "train.log"])
 
 
 def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None = None) -> int:
-    """Run the plan, tee its output (secrets masked) into output_dir/train.log, forward SIGTERM/SIGINT."""
-    env = {**os.environ, **plan.env, "PYTHONUNBUFFERED": "1"}
+    """Run the plan, tee its output (secrets masked) into output_dir/train.log, forward signals.
+
+    The worker runs in its own process group, so a Ctrl-C in the terminal reaches only bgeft, which
+    forwards it once: the first SIGINT asks for a checkpoint at the end of the step, a second one
+    stops at once. SIGHUP (the terminal closed) is forwarded as SIGTERM."""
+    env = {**os.environ, **plan.env, **plan.secret_env, "PYTHONUNBUFFERED": "1"}
     log_path = plan.output_dir / log_name
-    masker = _Masker(secrets or [])
+    masker = Masker(secrets or [])
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                process_group=0)
 
         def forward(signum, frame):  # noqa: ARG001
             if proc.poll() is None:
-                proc.send_signal(signum)
+                proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
         try:
             out = sys.stdout.buffer
             while True:
@@ -166,3 +143,6 @@ def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None =
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+            if proc.poll() is None:  # bgeft itself is going down: do not leave the worker behind
+                proc.terminate()
+            record_owned(plan.output_dir)

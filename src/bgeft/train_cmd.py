@@ -7,6 +7,7 @@ rows are checked, and only then does anything touch ``output_dir`` or start a pr
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from . import recipe as recipes
 from .demo_model import materialize
@@ -56,8 +57,21 @@ def plan_for(recipe_path: str, overrides: list[str], device=None, env=None) -> t
     return recipe, make_plan(recipe, device, env=env)
 
 
+def run_inputs(recipe: Recipe) -> list[str]:
+    """Every local file or folder the run reads: the output directory may be none of them, nor hold one."""
+    data, model, launch = recipe.section("data"), recipe.section("model"), recipe.section("launch")
+    found = [str(recipe.path), *[p for p in data.get("train_data") or [] if isinstance(p, str)]]
+    found += [v for k in ("model_name_or_path", "tokenizer_name", "config_name", "peft_model_path", "from_peft")
+              if isinstance(v := model.get(k), str) and Path(v).exists()]
+    if launch.get("deepspeed"):
+        found.append(str(launch["deepspeed"]))
+    return found
+
+
 def cmd_train(args) -> int:
-    from .runs import execute, prepare_output_dir, secret_values, write_manifest
+    from .redaction import mask, secret_values
+    from .runs import execute, prepare_output_dir, write_manifest
+    from .safety import record_owned
 
     device = detect_device()
     recipe, plan = plan_for(args.recipe, args.overrides, device=device)
@@ -68,23 +82,25 @@ def cmd_train(args) -> int:
         out = plan.output_dir
         if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
             plan.notes.append(f"{out} is not empty: the real run needs --resume or --overwrite")
-        print(plan.render())
+        print(mask(plan.render(), secret_values(recipe.data)))
         return 0
-    resume_from = prepare_output_dir(plan.output_dir, args.resume, args.overwrite)
+    resume_from = prepare_output_dir(plan.output_dir, args.resume, args.overwrite, run_inputs(recipe))
     if resume_from is not None:
         plan = make_plan(recipe, device, resume_from=resume_from)
     elif args.resume:
         plan.notes.append("--resume: no checkpoint in output_dir yet, starting fresh")
-    print(plan.render(), flush=True)
+    secrets = secret_values(recipe.data)
+    print(mask(plan.render(), secrets), flush=True)
     # Several nodes share output_dir: node rank 0 writes the manifest, every node its own log.
     rank = plan.layout.node_rank
     if rank == 0:
         write_manifest(plan, recipe.data, recipe.path)
     log_name = "train.log" if rank == 0 else f"train.node{rank}.log"
-    code = execute(plan, log_name=log_name, secrets=secret_values(recipe.data))
+    code = execute(plan, log_name=log_name, secrets=secrets)
     if code != 0:
-        print(f"bgeft: training exited with code {code}; full log: {plan.output_dir / log_name}"
-              + ("; continue with --resume" if code == 143 else ""), file=sys.stderr)
+        what = {130: "was interrupted (Ctrl-C)", 143: "was stopped (SIGTERM)"}.get(code, f"exited with code {code}")
+        print(f"bgeft: training {what}; full log: {plan.output_dir / log_name}"
+              + ("; continue with --resume" if code in (130, 143) else ""), file=sys.stderr)
         return code
     if rank != 0:
         print(f"bgeft: node {rank} done; node 0 writes the model card into {plan.output_dir}")
@@ -95,6 +111,7 @@ def cmd_train(args) -> int:
         write_sentence_transformers_config(plan.output_dir, recipe.data)
     write_model_card(plan.output_dir, recipe.data, recipe.path,
                      (plan.output_dir / "command.txt").read_text(encoding="utf-8"))
+    record_owned(plan.output_dir)
     print(f"bgeft: done. Model in {plan.output_dir} (see README.md there for how to load it)")
     return 0
 

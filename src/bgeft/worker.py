@@ -3,9 +3,13 @@
 ``python -m bgeft.worker TASK --flag value …`` does what ``python -m <FlagEmbedding module>`` does
 (HfArgumentParser over the task's three dataclasses, the task's Runner, train, save), and adds:
 
-* SIGTERM (Kubernetes pre-emption, ``docker stop``): finish the current step, save a checkpoint,
-  exit 143 so ``bgeft train --resume`` continues from it. With several processes the stop flag is
-  all-reduced each step, so every rank stops at the same step.
+* SIGTERM (Kubernetes pre-emption, ``docker stop``) and SIGINT (Ctrl-C, forwarded by ``bgeft train``):
+  finish the current step, save a checkpoint, exit 143 (SIGTERM) or 130 (SIGINT) so
+  ``bgeft train --resume`` continues from it; a second signal stops at once. With several processes
+  the stop flag is all-reduced each step, so every rank stops at the same step.
+* secrets: ``model.token`` / ``training.hub_token`` arrive in the environment (bgeft.redaction), never
+  in argv; they are put back into the parsed dataclasses, and the TrainingArguments the Trainer pickles
+  into every ``training_args.bin`` are saved with ``hub_token`` blank.
 * resume for encoder models: FlagEmbedding saves a checkpoint as the bare encoder (+ M3's
   colbert/sparse heads), which the HF Trainer cannot load back into FlagEmbedding's wrapper model:
   the keys differ by the ``model.`` prefix, and with transformers 5 ``_load_from_checkpoint``
@@ -14,23 +18,68 @@
 """
 from __future__ import annotations
 
+import copyreg
+import ctypes
 import os
 import signal
 import sys
 from pathlib import Path
 
+from .redaction import SECRET_ENV
+
 PREEMPTED_EXIT = 143
+INTERRUPTED_EXIT = 130
 ENCODER_TASKS = ("embedder.m3", "embedder.base", "reranker.base")
 
 
 class _Preemption:
     def __init__(self):
         self.requested = False
+        self.exit_code = PREEMPTED_EXIT
 
     def handler(self, signum, frame):  # noqa: ARG002
+        name = signal.Signals(signum).name
+        if self.requested:  # a second Ctrl-C / SIGTERM: stop now, without a checkpoint
+            print(f"bgeft.worker: second {name}; stopping now (the last saved checkpoint stays resumable)",
+                  file=sys.stderr, flush=True)
+            os._exit(INTERRUPTED_EXIT if signum == signal.SIGINT else PREEMPTED_EXIT)
         self.requested = True
-        print(f"bgeft.worker: received signal {signum}; saving a checkpoint at the end of this step",
-              file=sys.stderr, flush=True)
+        self.exit_code = INTERRUPTED_EXIT if signum == signal.SIGINT else PREEMPTED_EXIT
+        print(f"bgeft.worker: received {name}; saving a checkpoint at the end of this step "
+              "(send it again to stop at once)", file=sys.stderr, flush=True)
+
+
+def _die_with_parent() -> None:
+    """Linux: if the launcher is killed (SIGKILL), take this process down too instead of training on
+    as an orphan that keeps writing into output_dir."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _restore_secrets(model_args, training_args, environ=os.environ) -> None:
+    """Put the secrets the launcher passed by environment back into the parsed dataclasses."""
+    for (section, key), name in SECRET_ENV.items():
+        value = environ.pop(name, None)
+        if value:
+            setattr(model_args if section == "model" else training_args, key, value)
+    if getattr(training_args, "hub_token", None):
+        _pickle_without_hub_token(training_args)
+
+
+def _pickle_without_hub_token(args) -> None:
+    """The Trainer ``torch.save``s its TrainingArguments into output_dir and every checkpoint: make that
+    pickle (and copies) carry ``hub_token=None``, still as the original class."""
+    base = type(args)
+
+    def __reduce_ex__(self, protocol):  # noqa: ARG001
+        # copyreg._reconstructor is what plain pickles of such objects use: loading needs no bgeft
+        return copyreg._reconstructor, (base, object, None), {**self.__dict__, "hub_token": None}
+
+    args.__class__ = type(base.__name__, (base,), {"__reduce_ex__": __reduce_ex__, "__module__": base.__module__,
+                                                   "__qualname__": base.__qualname__})
 
 
 def _callback(flag: _Preemption):
@@ -88,13 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     from .eval_section import pop_worker_args
     from .tasks import TASKS
 
+    _die_with_parent()
     task = TASKS[argv[0]]
     eval_cfg, argv = pop_worker_args(argv)
     parser = HfArgumentParser(task.dataclasses())
     model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv[1:])
+    _restore_secrets(model_args, training_args)
 
     flag = _Preemption()
     signal.signal(signal.SIGTERM, flag.handler)
+    signal.signal(signal.SIGINT, flag.handler)
 
     if eval_cfg:  # the recipe's eval: section (bgeft.eval.trainer_hook)
         from .eval.trainer_hook import hold_eval_strategy, install
@@ -111,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     Path(training_args.output_dir).mkdir(parents=True, exist_ok=True)
     runner.trainer.train(resume_from_checkpoint=resume)
     if flag.requested:
-        print(f"bgeft.worker: pre-empted; checkpoint saved under {training_args.output_dir}; "
-              "continue with `bgeft train RECIPE --resume`", file=sys.stderr, flush=True)
-        return PREEMPTED_EXIT
+        print(f"bgeft.worker: {'interrupted' if flag.exit_code == INTERRUPTED_EXIT else 'pre-empted'}; "
+              f"checkpoint saved under {training_args.output_dir}; continue with `bgeft train RECIPE --resume`",
+              file=sys.stderr, flush=True)
+        return flag.exit_code
     runner.trainer.save_model()
     runner.trainer.save_state()   # trainer_state.json with the whole loss curve (`bgeft reproduce --check`)
     return 0
@@ -122,4 +175,4 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     code = main()
     sys.stdout.flush()
-    os._exit(code) if code == PREEMPTED_EXIT else sys.exit(code)
+    os._exit(code) if code in (PREEMPTED_EXIT, INTERRUPTED_EXIT) else sys.exit(code)

@@ -9,9 +9,9 @@ pytestmark = pytest.mark.containers
 def test_dockerfile_builds_on_cpu_base_and_verify_step_runs(image):
     log = image["log"]
     # scripts/verify_image.py ran as the last build step, on the CPU pins and a torch without CUDA
-    assert "ok torch build 2.13.0+cpu (expected 2.13.0)" in log, log[-4000:]
-    assert "ok torch CUDA none (expected none)" in log, log[-4000:]
-    assert "ok FlagEmbedding==1.4.2" in log and "ok faiss-cpu==1.15.1" in log
+    assert "ok  torch build 2.13.0+cpu (expected 2.13.0)" in log, log[-4000:]
+    assert "ok  torch CUDA none (expected none)" in log, log[-4000:]
+    assert "ok  FlagEmbedding==1.4.2" in log and "ok  faiss-cpu==1.15.1" in log
     assert "BAD" not in log
 
 

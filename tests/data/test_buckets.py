@@ -104,3 +104,18 @@ def test_directories_and_same_file_names(tmp_path, tiny_xlmr):
     assert sorted(f["path"] for f in summary.files) == [
         "no_in_batch_neg/cls_train.len0-100-no_in_batch_neg.jsonl", "retrieval_train.len0-100.jsonl",
         "sts_train.len0-100.jsonl"]
+
+
+def test_skip_invalid_leaves_bad_rows_out(tmp_path, run_cli, tiny_xlmr):
+    src = tmp_path / "in.jsonl"
+    src.write_text('{"query": "q", "pos": ["p"], "neg": ["n"]}\n{"query": "", "pos": ["p"]}\n'
+                   '{"query": "q2", "pos": ["p2"], "neg": ["n2"]}\n', encoding="utf-8")
+    out = tmp_path / "buckets"
+    code, _, err = run_cli("data", "buckets", src, "-o", out, "--tokenizer", tiny_xlmr)
+    assert code == 2
+    assert err.endswith(f"{src}:2: query: empty string; or pass --skip-invalid to leave bad rows out\n")
+    code, stdout, err = run_cli("data", "buckets", src, "-o", out, "--tokenizer", tiny_xlmr, "--skip-invalid")
+    assert code == 0, err
+    assert f"kept 2, rejected 1: query: empty string (1) (listed in {out}.rejects)" in stdout
+    rejected = [json.loads(line) for line in (tmp_path / "buckets.rejects").read_text(encoding="utf-8").splitlines()]
+    assert [(r["line"], r["reason"]) for r in rejected] == [(2, "query: empty string")]

@@ -40,7 +40,7 @@ CASES = [
     ("utf16.jsonl", [], "{f}: UTF-16 text is not supported; re-save it as UTF-8"),
     ("empty.jsonl", [], "{f}: empty file"),
     ("unknown_shape.jsonl", [], "{f}:1: cannot tell the record shape from fields body, title; expected "
-                                "query/pos/neg, query/positive/negative, sentence1/sentence2/score, text/label, "
+                                "query/pos/neg, query/positive/negative, query/passage/label, sentence1/sentence2/score, text/label, "
                                 "question/documents or question/answer_paragraphs (DuReader) or SQuAD's "
                                 "data/paragraphs/qas (or pass --format)"),
     ("broken_quote.csv", [], f"{{f}}:3: broken CSV quoting: unexpected end of data {NOT_CLOSED}; {QUOTING}"),

@@ -202,3 +202,23 @@ def test_a_single_path_string_is_one_path(tmp_path):
     src = write_rows(tmp_path / "train.jsonl", [GOOD])
     report = check_training_data(str(src))
     assert report.ok and report.files == [str(src)]
+
+
+def test_tokenizer_may_be_a_hub_id(tmp_path, monkeypatch, tiny_xlmr, run_cli):
+    """--tokenizer goes through the one model resolver: a hub id resolves from the Hugging Face cache."""
+    import shutil
+
+    import huggingface_hub.constants as hf
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hf" / "models--BAAI--tiny-xlmr"
+    shutil.copytree(tiny_xlmr, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setattr(hf, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(hf, "HF_HUB_OFFLINE", True)
+    src = tmp_path / "train.jsonl"
+    src.write_text('{"query": "q", "pos": ["a rather long positive passage here"], "neg": ["n"]}\n', encoding="utf-8")
+    code, out, _ = run_cli("data", "validate", src, "--tokenizer", "BAAI/tiny-xlmr", "--max-tokens", "3")
+    assert code == 0
+    assert f"warning: {src}:1: pos[0]: " in out and "tokens > 3; FlagEmbedding truncates it" in out

@@ -99,7 +99,7 @@ def test_overrides_set_and_delete(tmp_path, model_dir):
         load_spec(path, ["rounds"])
     with pytest.raises(UserError, match=r"override 'rounds.x=1': rounds is not a section, so it has no keys"):
         load_spec(path, ["rounds.x=1"])
-    with pytest.raises(UserError, match=r"rounds: must be an integer >= 1"):
+    with pytest.raises(UserError, match=r"rounds: must be an integer from 1 to 50"):
         load_spec(path, ["rounds=0"])
 
 
@@ -109,7 +109,7 @@ def test_invalid_yaml_and_duplicate_keys_name_the_line(tmp_path, model_dir):
     with pytest.raises(UserError, match=rf"{path}:\d+: rounds: duplicate key"):
         load_spec(path)
     path.write_text("work_dir: [unclosed\n")
-    with pytest.raises(UserError, match=rf"{path}:2: invalid YAML"):
+    with pytest.raises(UserError, match=rf"{path}:2: not valid YAML"):
         load_spec(path)
 
 

@@ -148,8 +148,13 @@ class TokenCounter:
 
 
 def load_tokenizer(path):
+    """A tokenizer from a local directory, a hub id (BAAI/bge-m3) or bgeft:demo-model (models/resolve.py)."""
     from transformers import AutoTokenizer
 
+    if not Path(path).is_dir():  # a tokenizer-only directory (no config.json) is fine as it is
+        from ..models.resolve import model_dir
+
+        path = model_dir(path, flag="--tokenizer")
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:

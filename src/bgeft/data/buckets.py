@@ -37,6 +37,8 @@ from ..io import atomic_dir
 from ..safety import check_output, check_owned_dir
 from .books import load_tokenizer
 from .records import dump_row, iter_rows
+from .rejects import Rejects
+from .rejects import add_arguments as add_reject_arguments
 
 DEFAULT_BOUNDS = (0, 500, 1000, 2000, 4000, 8192)
 DEFAULT_BATCH_SIZES = (64, 32, 16, 8, 4)
@@ -52,9 +54,11 @@ class BucketSummary:
     files: list[dict] = field(default_factory=list)
     over_last: int = 0
     train_data: list[str] = field(default_factory=list)
+    rejects: str | None = None  # the --skip-invalid summary line
 
     def lines(self) -> list[str]:
-        out = [f"bucketed {self.rows} rows into {len(self.files)} files -> {self.out}"]
+        out = [self.rejects] if self.rejects else []
+        out += [f"bucketed {self.rows} rows into {len(self.files)} files -> {self.out}"]
         for f in self.files:
             out.append(f"  {f['path']}: {f['rows']} rows, batch_size {f['batch_size']}")
             if f["rows"] < f["batch_size"]:
@@ -163,8 +167,9 @@ def _label_inputs(paths) -> list[tuple[Path, str, bool]]:
 
 
 def make_buckets(paths, out_dir, *, tokenizer, bounds=DEFAULT_BOUNDS, batch_sizes=DEFAULT_BATCH_SIZES,
-                 overwrite: bool = False, encoding: str | None = None) -> BucketSummary:
-    """Split every row of ``paths`` into length buckets under ``out_dir`` (see module docstring)."""
+                 overwrite: bool = False, encoding: str | None = None, rejects: Rejects | None = None) -> BucketSummary:
+    """Split every row of ``paths`` into length buckets under ``out_dir`` (see module docstring); with
+    ``rejects`` (``--skip-invalid``) bad rows are left out and listed in ``DIR.rejects`` beside it."""
     bounds, batch_sizes = tuple(bounds), tuple(batch_sizes)
     _check(bounds, batch_sizes)
     inputs = _label_inputs(paths)
@@ -182,18 +187,20 @@ def make_buckets(paths, out_dir, *, tokenizer, bounds=DEFAULT_BOUNDS, batch_size
     with atomic_dir(out_dir, replace=overwrite) as tmp:
         writer = _Writer(tmp)
         try:
-            _fill(inputs, tmp, writer, tok, bounds, batch_sizes, summary, stems, out_dir, encoding)
+            _fill(inputs, tmp, writer, tok, bounds, batch_sizes, summary, stems, out_dir, encoding, rejects)
+            if rejects is not None:
+                summary.rejects = rejects.finish(summary.rows)
         finally:
             writer.close()
     return summary
 
 
 def _fill(inputs, tmp: Path, writer: _Writer, tok, bounds, batch_sizes, summary: BucketSummary, stems, out_dir: Path,
-          encoding) -> None:
+          encoding, rejects=None) -> None:
     for p, label, no_in_batch in inputs:
         source = (label, no_in_batch)
         chunk: list[dict] = []
-        for _, row in iter_rows(p, encoding):
+        for _, row in iter_rows(p, encoding, rejects):
             chunk.append(row)
             if len(chunk) == CHUNK:
                 _assign(tok, chunk, source, bounds, batch_sizes, writer, summary)
@@ -235,13 +242,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="per-device batch size of each bucket, one fewer than --bounds (default %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output directory")
     parser.add_argument("--encoding", default=None, help="force the input encoding (default: detect)")
+    add_reject_arguments(parser)
 
 
 def run(args) -> int:
     summary = make_buckets(args.inputs, args.output, tokenizer=args.tokenizer,
                            bounds=parse_ints(args.bounds, "--bounds"),
                            batch_sizes=parse_ints(args.batch_sizes, "--batch-sizes"),
-                           overwrite=args.overwrite, encoding=args.encoding)
+                           overwrite=args.overwrite, encoding=args.encoding,
+                           rejects=Rejects.from_args(args, str(args.output).rstrip("/")))
     for line in summary.lines():
         print(line)
     return 0

@@ -18,6 +18,7 @@ from ..errors import UserError
 from ..safety import check_output
 from . import labelsets, shapes
 from .detect import FORMATS, Detected, detect
+from .pointwise import pointwise
 from .io import atomic_writer
 from .rejects import Rejects
 from .rejects import add_arguments as add_reject_arguments
@@ -27,11 +28,11 @@ from .shapes import Options, Stats
 CONVERTERS: dict[str, Callable] = {
     "training": shapes.training, "retrieval": shapes.training, "dureader": shapes.dureader,
     "squad": shapes.squad, "msmarco": shapes.msmarco, "trec": shapes.trec,
-    "sts": labelsets.sts, "classification": labelsets.classification, "clustering": labelsets.clustering,
+    "pointwise": pointwise, "sts": labelsets.sts, "classification": labelsets.classification, "clustering": labelsets.clustering,
 }
 # shapes whose rows may share one output file
 FAMILY = {"training": "retrieval", "retrieval": "retrieval", "dureader": "retrieval", "squad": "retrieval",
-          "msmarco": "retrieval", "trec": "retrieval", "sts": "sts", "classification": "classification",
+          "msmarco": "retrieval", "trec": "retrieval", "pointwise": "retrieval", "sts": "sts", "classification": "classification",
           "clustering": "clustering"}
 INPUT_KEYS = {"retrieval": {"pos": "positive", "neg": "negative"}}
 IDENTICAL = "identical to the query (teaches nothing)"
@@ -144,6 +145,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--prompt", metavar="TEXT", help="set this prompt (instruction) on every row")
     parser.add_argument("--min-score", type=float, metavar="S",
                         help="STS: lowest score kept as a positive pair (default 80%% of the highest score)")
+    parser.add_argument("--graded", action="store_true",
+                        help="pointwise query/passage/label records: keep the labels as pos_scores/neg_scores")
     parser.add_argument("--qrels", metavar="FILE", help="TREC topics: qrels file (TREC 'qid 0 docid rel' or BEIR TSV)")
     parser.add_argument("--corpus", metavar="FILE", help="TREC topics: BEIR corpus.jsonl holding the judged documents")
     add_reject_arguments(parser)
@@ -151,7 +154,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     opts = Options(negatives=args.negatives, seed=args.seed, prompt=args.prompt, min_score=args.min_score,
-                   qrels=args.qrels, corpus=args.corpus, rejects=Rejects.from_args(args, args.output, "record"))
+                   qrels=args.qrels, corpus=args.corpus, graded=args.graded, rejects=Rejects.from_args(args, args.output, "record"))
     convert(args.inputs, args.output, fmt=args.format, encoding=args.encoding, options=opts,
             log=lambda message: print(message, file=sys.stdout))
     return 0

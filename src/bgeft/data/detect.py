@@ -11,19 +11,20 @@ from .readers import MSMARCO_COLUMNS, iter_records
 from .schema import kind
 
 CONTAINERS = ("jsonl", "json", "csv", "tsv")
-SHAPES = ("training", "retrieval", "sts", "classification", "clustering", "dureader", "squad")
+SHAPES = ("training", "retrieval", "sts", "classification", "clustering", "dureader", "squad", "pointwise")
 FORMATS = ("auto", "jsonl", "json", "csv", "tsv", "dureader", "msmarco", "trec-xml", "squad", "sts",
-           "classification", "clustering")
+           "classification", "clustering", "pointwise")
 SHAPE_KEYS = (  # checked in order against the first record's keys
     ("training", {"query", "pos"}),
     ("retrieval", {"query", "positive"}),
+    ("pointwise", {"query", "passage", "label"}),
     ("sts", {"sentence1", "sentence2"}),
     ("classification", {"text", "label"}),
     ("dureader", {"question", "documents"}),
     ("dureader", {"question", "answer_paragraphs"}),  # DuReader-retrieval
     ("squad", {"paragraphs"}),
 )
-SHAPE_HELP = ("query/pos/neg, query/positive/negative, sentence1/sentence2/score, text/label, "
+SHAPE_HELP = ("query/pos/neg, query/positive/negative, query/passage/label, sentence1/sentence2/score, text/label, "
               "question/documents or question/answer_paragraphs (DuReader) or SQuAD's data/paragraphs/qas")
 
 

@@ -171,11 +171,9 @@ class _Checker:
 def _load_tokenizer(tokenizer):
     if tokenizer is None or not isinstance(tokenizer, (str, os.PathLike)):
         return tokenizer
-    if not Path(tokenizer).exists():
-        raise UserError(f"--tokenizer {tokenizer}: no such directory (give a local model or tokenizer path)")
-    from transformers import AutoTokenizer
+    from .books import load_tokenizer
 
-    return AutoTokenizer.from_pretrained(str(tokenizer))
+    return load_tokenizer(tokenizer)
 
 
 def check_training_data(paths: list[str | Path], *, tokenizer=None, max_tokens: int | None = None,

@@ -84,8 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     _reranker_opts(p)
 
     p = sub.add_parser("compare", help="paired per-query comparison of two models (or two evaluation outputs)")
-    p.add_argument("--baseline", required=True, help="model directory, or an eval output dir / metrics.json")
-    p.add_argument("--candidate", required=True, help="model directory, or an eval output dir / metrics.json")
+    p.add_argument("--baseline", required=True,
+                   help="model directory, hub id (BAAI/bge-m3), bgeft:demo-model, or an eval output dir / metrics.json")
+    p.add_argument("--candidate", required=True,
+                   help="model directory, hub id (BAAI/bge-m3), bgeft:demo-model, or an eval output dir / metrics.json")
     p.add_argument("--kind", choices=("auto", "retriever", "reranker"), default="auto",
                    help="how to evaluate model directories (auto: reranker when config.json names a "
                         "*ForSequenceClassification architecture)")
@@ -144,10 +146,13 @@ def _compare_side(a, source: str, out, role: str):
     p = Path(source)
     if p.is_file() or (p / "metrics.json").is_file():
         return str(p)
-    if not (p / "config.json").is_file():
-        raise UserError(f"--{role} {source}: neither an evaluation output (metrics.json) nor a model directory "
-                        "(config.json)")
+    from ..models.resolve import model_dir
+
     _need_data(a)
+    try:  # the one resolver: a local model directory, a hub id (BAAI/bge-m3) or bgeft:demo-model
+        p = model_dir(source, flag=f"--{role}")
+    except UserError as exc:
+        raise UserError(f"{exc} (or an evaluation output: a directory holding metrics.json)") from None
     sub_out = Path(out) / role if out else None
     if a.kind == "reranker" or (a.kind == "auto" and _is_reranker_dir(p)):
         from .rerank import evaluate_reranker

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import UserError
+from ..io import atomic_write_text
 from ..safety import check_input
 
 LAYOUT_HELP = (
@@ -280,7 +281,7 @@ def write_custom_layout(data: EvalData, dest: str | Path, split: str = "test") -
     dest.mkdir(parents=True, exist_ok=True)
 
     def dump(name, rows):
-        (dest / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+        atomic_write_text(dest / name, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
     dump("corpus.jsonl", ({"id": k, **v} for k, v in data.corpus.items()))
     dump(f"{split}_queries.jsonl", ({"id": q, "text": data.queries[q]} for q in data.qrels))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..io import atomic_write_text
+
 HISTORY = "eval_history.jsonl"
 CURVES = "eval_curves.png"
 SUMMARY = "eval_summary.json"
@@ -83,7 +85,7 @@ class EvalHistory:
             "stopped_early": stopped_early,
             "eval_seconds_total": round(sum(r.get("eval_seconds", 0.0) for r in rows), 3),
         }
-        (self.dir / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        atomic_write_text(self.dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
         plot_curves(rows, self.metric, state.best_global_step, self.dir / CURVES)
 
     def callback(self):

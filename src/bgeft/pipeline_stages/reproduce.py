@@ -21,6 +21,7 @@ import yaml
 
 from .. import drift
 from ..errors import UserError
+from ..redaction import redact
 from .spec import Spec, load_spec
 from .state import MANIFEST, HashCache
 
@@ -37,7 +38,8 @@ def environment() -> dict:
 
 def record_run(spec: Spec, env: dict) -> None:
     work = spec.work_dir
-    text = f"# resolved from {spec.path}\n" + yaml.safe_dump(spec.data, sort_keys=False, allow_unicode=True)
+    text = f"# resolved from {spec.path}\n" + yaml.safe_dump(redact(spec.data), sort_keys=False,
+                                                                      allow_unicode=True)
     for name, body in ((RECORD, text), (ENVIRONMENT, json.dumps(env, indent=2) + "\n")):
         tmp = work / (name + ".tmp")
         tmp.write_text(body, encoding="utf-8")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UserError
+from ..redaction import redact
 from .graph import RESUMABLE, Stage
 from .spec import Spec
 from .state import HashCache, explain_change, now, read_manifest, stage_key, write_manifest
@@ -73,7 +74,7 @@ class Runner:
             return Decision("run", f"--from {self.stages[self.from_index].name}"), None, inputs
         if inputs is None:
             return Decision("run", why), None, None
-        key = stage_key(stage.kind, stage.params, inputs)
+        key = stage_key(stage.kind, redact(stage.params), inputs)
         old = read_manifest(stage.dir)
         if old is None:
             return Decision("run", "not run yet"), key, inputs
@@ -82,7 +83,7 @@ class Runner:
         if old.get("key") == key:
             how = RESUMABLE.get(stage.kind, "restarting")
             return Decision("resume", f"interrupted or failed, {how}"), key, inputs
-        return Decision("run", explain_change(old, stage.params, inputs)), key, inputs
+        return Decision("run", explain_change(old, redact(stage.params), inputs)), key, inputs
 
     def plan(self) -> list[tuple[Stage, Decision]]:
         rows, pending = [], set()
@@ -133,14 +134,14 @@ class Runner:
                 done.append(read_manifest(stage.dir))
                 continue
             if key is None:
-                key = stage_key(stage.kind, stage.params, inputs)
+                key = stage_key(stage.kind, redact(stage.params), inputs)
             print(f"{tag}: {decision.action} ({decision.reason})", file=self.out, flush=True)
             old = read_manifest(stage.dir) or {}
             resume = decision.action == "resume"
             if not resume or stage.kind not in RESUMABLE:
                 self._wipe(stage.dir)
             manifest = {"stage": stage.name, "kind": stage.kind, "round": stage.round, "key": key,
-                        "status": "running", "reason": decision.reason, "params": stage.params,
+                        "status": "running", "reason": decision.reason, "params": redact(stage.params),
                         "inputs": inputs, "refs": {k: list(v) for k, v in stage.refs.items()},
                         "started_at": now(), "attempts": (old.get("attempts", 0) + 1) if resume else 1,
                         "environment": self.environment}

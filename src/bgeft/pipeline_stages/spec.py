@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserError
+from ..yamlfile import short
 from .yamlfile import apply_overrides, read_yaml
 
 STAGES = ("corpus", "queries", "split", "mine", "score", "train_embedder", "train_reranker", "eval", "report")
@@ -41,6 +42,8 @@ SCHEMA: dict[str, dict[str, tuple]] = {
 REQUIRED = {"base": ("retriever",), "train_embedder": ("recipe",), "train_reranker": ("recipe",)}
 # null: no token budget / no margin filter / no limit on rejected rows
 NULLABLE = {("corpus", "max_tokens"), ("mine", "margin"), ("mine", "max_rejects"), ("score", "max_rejects")}
+MAX_ROUNDS = 50   # each round adds 3-5 stages; more is a typo, not a plan
+MAX_K = 10_000
 OPTIONAL_STAGES = ("score", "train_reranker")  # leave the section out to skip the stage
 
 
@@ -99,9 +102,9 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
         out["work_dir"] = (str((Path.cwd() / work_dir).resolve()) if _from_override(where, "work_dir")
                            else _work_dir(path, work_dir))
     rounds = data.get("rounds", 1)
-    if not _type_ok(rounds, int) or rounds < 1:
-        errors.append(f"{at('rounds')}: rounds: must be an integer >= 1 (training rounds; round 2+ re-mines "
-                      f"with the previous round's retriever), got {rounds!r}")
+    if not _type_ok(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
+        errors.append(f"{at('rounds')}: rounds: must be an integer from 1 to {MAX_ROUNDS} (training rounds; round 2+ "
+                      f"re-mines with the previous round's retriever), got {short(rounds)}")
     out["rounds"] = rounds
     for section, keys in SCHEMA.items():
         if section not in data:
@@ -113,7 +116,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
             if data_section is None:
                 data_section = {}
             if not isinstance(data_section, dict):
-                errors.append(f"{at(section)}: {section}: must be a mapping of settings, got {data_section!r}")
+                errors.append(f"{at(section)}: {section}: must be a mapping of settings, got {short(data_section)}")
                 continue
         values: dict[str, Any] = {}
         for key, value in data_section.items():
@@ -123,7 +126,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
                 continue
             t = keys[key][0]
             if value is not None and not _type_ok(value, t):
-                errors.append(f"{at(section, key)}: {section}.{key}: must be {_type_name(t)}, got {value!r}")
+                errors.append(f"{at(section, key)}: {section}.{key}: must be {_type_name(t)}, got {short(value)}")
                 continue
             values[key] = value
         for key, (_, default) in keys.items():
@@ -232,6 +235,21 @@ def _check_values(path: Path, out: dict, at, where: dict) -> list[str]:
                 errors.append(f"{at(stage, 'recipe')}: {stage}.recipe: {exc}")
                 continue
             errors += _check_recipe(stage, out[stage], at, str(path))
+    if out.get("work_dir"):  # the stages' outputs: never an input, the working directory, $HOME or a root
+        from ..safety import check_output
+
+        inputs = [str(path), *(corpus["books"] or []), *[f for f in (corpus["file"], queries["file"]) if f]]
+        try:
+            check_output(out["work_dir"], [i for i in inputs if Path(i).exists()], what="work_dir", is_dir=True)
+        except UserError as exc:
+            errors.append(f"{at('work_dir')}: {exc}")
+    ks = out["eval"]["k"]
+    if not ks or not all(_type_ok(k, int) and 1 <= k <= MAX_K for k in ks):
+        errors.append(f"{at('eval', 'k')}: eval.k: a list of cut-offs, each an integer from 1 to {MAX_K} (e.g. "
+                      f"[1, 5, 10]), got {short(ks)}")
+    for key in ("retrieve_top", "rerank_top", "batch_size", "max_length"):
+        if _type_ok(out["eval"][key], int) and out["eval"][key] < 1:
+            errors.append(f"{at('eval', key)}: eval.{key}: must be at least 1, got {out['eval'][key]}")
     errors += _check_select(out, at)
     bad = [m for m in out["eval"]["modes"] if m not in MODES]
     if bad or not out["eval"]["modes"]:

@@ -1,4 +1,4 @@
-"""What a stage remembers: content hashes of its inputs (cached by size+mtime), its key, its manifest.
+"""What a stage remembers: content hashes of its inputs (cached by size+mtime+ctime+inode), its key, its manifest.
 
 A stage's key is the sha256 of its canonical parameters plus the fingerprints of everything it reads:
 external files (books, question files, recipes, base models) by content, upstream stages by the hash
@@ -40,7 +40,7 @@ def _walk(root: Path) -> list[Path]:
 
 
 class HashCache:
-    """Content hashes keyed by (path, size, mtime), kept in ``work_dir/.hash_cache.json``."""
+    """Content hashes keyed by (path, size, mtime, ctime, inode), kept in ``work_dir/.hash_cache.json``."""
 
     def __init__(self, path: Path | None):
         self.path = path
@@ -55,10 +55,13 @@ class HashCache:
         st = path.stat()
         key = str(path.resolve())
         hit = self.entries.get(key)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-            return hit[2]
+        # ctime and inode too: an edit that keeps the size and restores the mtime (touch -d, an editor
+        # preserving times, a copy with -p) still changes the ctime, which no user call can set back
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        if hit and hit[:-1] == stamp:
+            return hit[-1]
         digest = sha256_file(path)
-        self.entries[key] = [st.st_size, st.st_mtime_ns, digest]
+        self.entries[key] = [*stamp, digest]
         return digest
 
     def tree(self, root: Path) -> str:

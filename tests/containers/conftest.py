@@ -104,7 +104,11 @@ def image(engine, tmp_path_factory) -> dict:
             and engine.docker("load", "-i", str(cached), check=False).returncode == 0:
         log = cached.with_suffix(".log").read_text()
     else:
-        res = engine.docker("build", "--network", "host", "--build-arg", f"BASE_IMAGE={base}",
+        # the previous build's layers (same base, unchanged requirements) serve as the build cache
+        previous = [p for p in CACHE.glob("bgeft-test-cpu-*.tar")
+                    if engine.docker("load", "-i", str(p), check=False).returncode == 0]
+        cache_from = ["--cache-from", IMAGE] if previous else []
+        res = engine.docker("build", "--network", "host", *cache_from, "--build-arg", f"BASE_IMAGE={base}",
                             "--build-arg", "DEVICE=cpu", "--build-arg", "REQUIREMENTS=requirements/cpu.txt",
                             "--tag", IMAGE, str(context), check=False, timeout=1800)
         log = res.stdout + res.stderr

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from ..models.embedder import Encoded
+from ..models.encoded import Encoded
 
 
 def dense_topk(docs: Encoded, queries: Encoded, k: int, gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +38,7 @@ from tqdm import tqdm
 
 from ..errors import UserError
 from .devices import half_precision, parse_devices
+from .encoded import Encoded, concat_rows, lexical_to_csr
 from .resolve import model_dir
 
 ALL_MODES = ("dense", "sparse", "colbert", "hybrid")
@@ -48,25 +48,6 @@ POOLINGS = ("auto", "cls", "mean")
 MODEL_CLASSES = ("auto", "m3", "base")
 WINDOW = 8192                 # texts tokenized and length-sorted together
 SPILL_BYTES = 256 << 20       # dense vectors above this size go to a float16 memmap
-CPU_BATCH = 32
-
-
-@dataclass
-class Encoded:
-    """Encodings of n texts. ``colbert`` rows of text i are ``colbert[colbert_offsets[i]:colbert_offsets[i+1]]``."""
-
-    n: int
-    dense: np.ndarray | None = None
-    sparse: sp.csr_matrix | None = None
-    colbert: np.ndarray | None = None
-    colbert_offsets: np.ndarray | None = None
-
-    @property
-    def outputs(self) -> set[str]:
-        return {name for name in ("dense", "sparse", "colbert") if getattr(self, name) is not None}
-
-    def colbert_of(self, i: int) -> np.ndarray:
-        return self.colbert[self.colbert_offsets[i]:self.colbert_offsets[i + 1]]
 
 
 def is_m3_model(path: str | Path) -> bool:
@@ -249,7 +230,7 @@ class Encoder:
             out.sparse = sp.vstack(parts).tocsr()[np.argsort(np.concatenate(order))] if parts else None
         if "colbert" in outputs:
             vecs = [self._chunks[c].colbert_of(r) for c, r in where]
-            out.colbert, out.colbert_offsets = _concat(vecs, dim)
+            out.colbert, out.colbert_offsets = concat_rows(vecs, dim)
         return out
 
     def _add_chunk(self, texts: list[str], max_len: int, outputs: set[str], kind: str) -> list[int]:
@@ -274,7 +255,7 @@ class Encoder:
                      lengths: list[int]) -> Encoded:
         import torch
 
-        from .forward import model_device
+        from .forward import auto_batch_size, model_device, run_batch
 
         backend = self.backend
         device = model_device(backend.module)
@@ -299,7 +280,7 @@ class Encoder:
                     while start < len(order):
                         idx = order[start:start + batch]
                         try:
-                            out, mask = _run(backend, [ids[i] for i in idx], pad_id, device, outputs)
+                            out, mask = run_batch(backend, [ids[i] for i in idx], pad_id, device, outputs)
                         except torch.cuda.OutOfMemoryError:
                             if batch == 1:
                                 raise
@@ -328,7 +309,7 @@ class Encoder:
             mat = sp.vstack([m for _, m in sparse_rows]).tocsr() if sparse_rows else sp.csr_matrix((0, self.vocab_size))
             enc.sparse = mat[np.argsort(rows)]
         if "colbert" in outputs:
-            enc.colbert, enc.colbert_offsets = _concat(colbert, enc.dense.shape[1] if enc.dense is not None else 1)
+            enc.colbert, enc.colbert_offsets = concat_rows(colbert, enc.dense.shape[1] if enc.dense is not None else 1)
         return enc
 
     def _encode_sharded(self, texts: list[str], max_len: int, outputs: set[str]) -> Encoded:
@@ -344,7 +325,7 @@ class Encoder:
         if "sparse" in outputs:
             enc.sparse = lexical_to_csr(out["lexical_weights"], self.vocab_size)
         if "colbert" in outputs:
-            enc.colbert, enc.colbert_offsets = _concat([np.asarray(v, np.float32) for v in out["colbert_vecs"]],
+            enc.colbert, enc.colbert_offsets = concat_rows([np.asarray(v, np.float32) for v in out["colbert_vecs"]],
                                                        enc.dense.shape[1])
         return enc
 
@@ -363,48 +344,3 @@ class Encoder:
     def __del__(self):
         if getattr(self, "_spill", None):
             shutil.rmtree(self._spill, ignore_errors=True)
-
-
-def _run(backend, ids: list[list[int]], pad_id: int, device, outputs: set[str]):
-    """One batch padded to its longest member (right padding), through the backend."""
-    import torch
-
-    width = max(len(x) for x in ids)
-    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(ids), width), dtype=torch.long)
-    for j, x in enumerate(ids):
-        input_ids[j, :len(x)] = torch.tensor(x, dtype=torch.long)
-        mask[j, :len(x)] = 1
-    inputs = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
-    return backend.forward(inputs, outputs), mask
-
-
-def auto_batch_size(device, module, max_len: int) -> int:
-    """CPU: small batches (cache friendly). Accelerators: from free memory, halved on out-of-memory."""
-    if device.type != "cuda":
-        return CPU_BATCH if device.type == "cpu" else 256
-    import torch
-
-    free, _ = torch.cuda.mem_get_info(device)
-    cfg = getattr(module, "config", None) or getattr(getattr(module, "model", None), "config", None)
-    hidden, heads = getattr(cfg, "hidden_size", 1024), getattr(cfg, "num_attention_heads", 16)
-    per_text = max_len * (12 * hidden + heads * max_len) * 2  # one layer's fp16 activations
-    return int(max(8, min(1024, free * 0.5 // per_text)))
-
-
-def _concat(vecs: list[np.ndarray], dim: int) -> tuple[np.ndarray, np.ndarray]:
-    offsets = np.concatenate([[0], np.cumsum([len(v) for v in vecs])]).astype(np.int64)
-    mat = np.concatenate(vecs, axis=0).astype(np.float32) if vecs and offsets[-1] else np.zeros((0, dim), np.float32)
-    return mat, offsets
-
-
-def lexical_to_csr(weights: list[dict], vocab_size: int) -> sp.csr_matrix:
-    """FlagEmbedding lexical weights ([{token_id_str: weight}]) -> an n x vocab CSR matrix."""
-    indptr, indices, data = [0], [], []
-    for row in weights:
-        for tok, w in row.items():
-            indices.append(int(tok))
-            data.append(float(w))
-        indptr.append(len(indices))
-    return sp.csr_matrix((np.asarray(data, np.float32), np.asarray(indices, np.int64), np.asarray(indptr, np.int64)),
-                         shape=(len(weights), vocab_size))

@@ -70,3 +70,33 @@ def model_device(module) -> torch.device:
         return next(module.parameters()).device
     except (StopIteration, AttributeError):
         return torch.device("cpu")
+
+
+CPU_BATCH = 32
+
+
+def run_batch(backend, ids: list[list[int]], pad_id: int, device, outputs: set[str]):
+    """One batch padded to its longest member (right padding), through the backend."""
+    import torch
+
+    width = max(len(x) for x in ids)
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for j, x in enumerate(ids):
+        input_ids[j, :len(x)] = torch.tensor(x, dtype=torch.long)
+        mask[j, :len(x)] = 1
+    inputs = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+    return backend.forward(inputs, outputs), mask
+
+
+def auto_batch_size(device, module, max_len: int) -> int:
+    """CPU: small batches (cache friendly). Accelerators: from free memory, halved on out-of-memory."""
+    if device.type != "cuda":
+        return CPU_BATCH if device.type == "cpu" else 256
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    cfg = getattr(module, "config", None) or getattr(getattr(module, "model", None), "config", None)
+    hidden, heads = getattr(cfg, "hidden_size", 1024), getattr(cfg, "num_attention_heads", 16)
+    per_text = max_len * (12 * hidden + heads * max_len) * 2  # one layer's fp16 activations
+    return int(max(8, min(1024, free * 0.5 // per_text)))

@@ -37,6 +37,16 @@ def test_refusal_message_and_contradictory_flags(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_only_node_rank_0_clears_or_refuses_a_shared_output_dir(tmp_path):
+    (tmp_path / "bgeft_run.yaml").write_text("task: x\n")  # node 0 got there first
+    (tmp_path / "train.log").write_text("node 0\n")
+    for overwrite in (False, True):
+        assert prepare_output_dir(tmp_path, resume=False, overwrite=overwrite, node_rank=1) is None
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["bgeft_run.yaml", "train.log"]
+    assert prepare_output_dir(tmp_path, resume=False, overwrite=True, node_rank=0) is None
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_output_dir_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserError, match=r"training.output_dir .*/f is a file; choose a directory path"):

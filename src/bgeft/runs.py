@@ -45,10 +45,13 @@ def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
-def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=()) -> Path | None:
+def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(),
+                       node_rank: int = 0) -> Path | None:
     """Return the checkpoint to resume from (None = start fresh); ``output_dir`` exists afterwards.
 
-    ``inputs`` are every file the run reads (recipe, train data, local model, DeepSpeed config)."""
+    ``inputs`` are every file the run reads (recipe, train data, local model, DeepSpeed config).
+    Several nodes share one ``output_dir``: only node rank 0 clears it (``--overwrite``) or refuses it
+    when non-empty; the other nodes find node 0's files there and neither delete nor refuse them."""
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other: --resume continues the run in "
                         "output_dir, --overwrite deletes it; pass one")
@@ -56,6 +59,8 @@ def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(
         raise UserError(f"training.output_dir {output_dir} is a file; choose a directory path")
     check_output(output_dir, inputs, what="training.output_dir", is_dir=True)
     content = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
+    if node_rank != 0:
+        content = []
     if content and overwrite:
         clear_owned_dir(output_dir, marker=MARKER, inputs=inputs, known=TRAINER_WRITES)
         content = []

@@ -84,7 +84,8 @@ def cmd_train(args) -> int:
             plan.notes.append(f"{out} is not empty: the real run needs --resume or --overwrite")
         print(mask(plan.render(), secret_values(recipe.data)))
         return 0
-    resume_from = prepare_output_dir(plan.output_dir, args.resume, args.overwrite, run_inputs(recipe))
+    resume_from = prepare_output_dir(plan.output_dir, args.resume, args.overwrite, run_inputs(recipe),
+                                     node_rank=plan.layout.node_rank)
     if resume_from is not None:
         plan = make_plan(recipe, device, resume_from=resume_from)
     elif args.resume:

@@ -52,3 +52,21 @@ def test_given_order_is_kept_even_with_tied_scores():
 
 def test_err_top_document_perfect():
     assert err_at_k(["a"], {"a": 3}, 10, 3) == pytest.approx(7 / 8)
+
+
+def test_relevance_threshold_changes_binary_metrics_not_ndcg():
+    one = evaluate_run(RUN, QRELS, ks=(1, 2, 4), reranker=True)["per_query"]["q1"]
+    two = evaluate_run(RUN, QRELS, ks=(1, 2, 4), reranker=True, relevance_threshold=2)["per_query"]["q1"]
+    for name in ("ndcg@2", "ndcg@4", "err@4"):
+        assert two[name] == one[name]  # graded values, whatever the threshold
+    # only a (grade 2) is relevant now: found at rank 2
+    assert two["recall@4"] == 1 and two["precision@4"] == 0.25 and two["map"] == 0.5 and two["mrr"] == 0.5
+    assert one["precision@4"] == 0.5 and one["recall@2"] == 0.5 and two["recall@2"] == 1
+
+
+def test_relevance_threshold_must_be_a_whole_grade():
+    from bgeft.errors import UserError
+
+    with pytest.raises(UserError, match=r"^--relevance-threshold 0: must be a whole grade of 1 or more \(a document "
+                                        r"counts as relevant when its qrels score is >= it\)$"):
+        evaluate_run(RUN, QRELS, relevance_threshold=0)

@@ -134,7 +134,12 @@ def _check_plan(found: list[Detected], output: Path, opts: Options) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IN", help="input files (format detected per file)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl", help="training JSONL to write")
+    parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl",
+                        help="training JSONL to write (with --to beir: the BEIR directory to create)")
+    parser.add_argument("--to", choices=("training", "beir"), default="training",
+                        help="training (default): FlagEmbedding training JSONL; beir: judged eval data (DuReader "
+                             "relevance/is_relevant, pointwise relevance or label, query/pos/neg) as a BEIR "
+                             "directory (corpus.jsonl, queries.jsonl, qrels/test.tsv) for bgeft eval")
     parser.add_argument("--format", default="auto", choices=FORMATS, metavar="FORMAT",
                         help=f"{' | '.join(FORMATS)}: a container (jsonl json csv tsv) or a record shape; "
                              "default auto: detect per file")
@@ -155,6 +160,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     opts = Options(negatives=args.negatives, seed=args.seed, prompt=args.prompt, min_score=args.min_score,
                    qrels=args.qrels, corpus=args.corpus, graded=args.graded, rejects=Rejects.from_args(args, args.output, "record"))
+    if args.to == "beir":
+        from .beir import convert_beir
+
+        convert_beir(args.inputs, args.output, fmt=args.format, encoding=args.encoding, options=opts,
+                     log=lambda message: print(message, file=sys.stdout))
+        return 0
     convert(args.inputs, args.output, fmt=args.format, encoding=args.encoding, options=opts,
             log=lambda message: print(message, file=sys.stdout))
     return 0

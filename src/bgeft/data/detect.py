@@ -18,13 +18,14 @@ SHAPE_KEYS = (  # checked in order against the first record's keys
     ("training", {"query", "pos"}),
     ("retrieval", {"query", "positive"}),
     ("pointwise", {"query", "passage", "label"}),
+    ("pointwise", {"query", "passage", "relevance"}),
     ("sts", {"sentence1", "sentence2"}),
     ("classification", {"text", "label"}),
     ("dureader", {"question", "documents"}),
     ("dureader", {"question", "answer_paragraphs"}),  # DuReader-retrieval
     ("squad", {"paragraphs"}),
 )
-SHAPE_HELP = ("query/pos/neg, query/positive/negative, query/passage/label, sentence1/sentence2/score, text/label, "
+SHAPE_HELP = ("query/pos/neg, query/positive/negative, query/passage/label (or relevance), sentence1/sentence2/score, text/label, "
               "question/documents or question/answer_paragraphs (DuReader) or SQuAD's data/paragraphs/qas")
 
 

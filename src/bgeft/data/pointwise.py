@@ -1,4 +1,4 @@
-"""Pointwise reranker data ``{"query", "passage", "label"}`` (one judged pair per record; label 0/1 or a
+"""Pointwise reranker data ``{"query", "passage", "label"}`` (or ``relevance`` for ``label``; one judged pair per record; label 0/1 or a
 graded relevance) grouped into training rows ``{query, pos, neg}``: a label above 0 makes the passage a
 positive, 0 (or below) a negative. With ``--graded`` the labels are kept as ``pos_scores``/``neg_scores``
 (teacher scores for distillation). Records of one query may be anywhere in the file; queries keep the
@@ -25,9 +25,10 @@ def pointwise(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str,
             if not isinstance(rec.get(key), str) or not rec[key].strip():
                 problem = "missing" if key not in rec else f"expected a non-empty string, found {kind(rec[key])}"
                 raise UserError(f"{where}: {key}: {problem}")
-        if rec.get("label") in (None, ""):
+        name = "relevance" if rec.get("label") in (None, "") and rec.get("relevance") not in (None, "") else "label"
+        if rec.get(name) in (None, ""):
             raise UserError(f"{where}: label: missing (0 = not relevant, 1 or more = relevant)")
-        label = number(rec["label"], where, "label")
+        label = number(rec[name], where, name)
         group = groups.setdefault(rec["query"].strip(), {"where": where, "pos": {}, "neg": {}})
         group["pos" if label > 0 else "neg"].setdefault(rec["passage"].strip(), label)
         return []

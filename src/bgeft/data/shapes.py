@@ -135,13 +135,18 @@ def _dureader_document(doc: object, key: str, where: str) -> tuple[bool, str]:
                         "mark each document true or false")
     if not isinstance(flag, (bool, int)):
         raise UserError(f"{where}: {key}: is_relevant must be true/false, found {kind(flag)}")
+    return bool(flag), _dureader_text(doc, key, where)
+
+
+def _dureader_text(doc: dict, key: str, where: str) -> str:
+    """A DuReader document's passage: ``most_related_para``, else all paragraphs, else ``content``."""
     if "paragraphs" not in doc and isinstance(doc.get("content"), str):
-        return bool(flag), doc["content"]
+        return doc["content"]
     paras = doc.get("paragraphs")
     if not isinstance(paras, list) or not all(isinstance(p, str) for p in paras):
         raise UserError(f"{where}: {key}.paragraphs: expected a list of strings (or a \"content\" string)")
     best = doc.get("most_related_para")
-    return bool(flag), paras[best] if isinstance(best, int) and 0 <= best < len(paras) else "\n".join(paras)
+    return paras[best] if isinstance(best, int) and 0 <= best < len(paras) else "\n".join(paras)
 
 
 def _answer_paragraphs(paragraphs: object, where: str) -> list[str]:

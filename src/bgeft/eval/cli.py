@@ -28,6 +28,9 @@ def _common(p: argparse.ArgumentParser, ks: str) -> None:
     p.add_argument("--precision", choices=("auto", "fp16", "fp32"), default="auto",
                    help="auto = fp16 on GPU/NPU, fp32 on CPU")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--relevance-threshold", type=int, default=1, metavar="T",
+                   help="graded qrels: a document counts as relevant for the binary metrics (recall, precision, "
+                        "MAP, MRR, success, coverage) when its grade is >= T (default 1); nDCG keeps the grades")
 
 
 def _retriever_opts(p: argparse.ArgumentParser) -> None:
@@ -131,7 +134,8 @@ def _run_retriever(a, model, out):
 
     return evaluate_retriever(model, a.data, modes=a.modes, weights=a.weights, ks=a.k, out_dir=out,
                               cache_dir=_cache(a), device=a.device, candidates=a.n_candidates, split=a.split,
-                              fp16=_precision(a.precision), progress=not a.no_progress, **_retriever_kwargs(a))
+                              fp16=_precision(a.precision), progress=not a.no_progress,
+                              relevance_threshold=a.relevance_threshold, **_retriever_kwargs(a))
 
 
 def _is_reranker_dir(path: Path) -> bool:
@@ -159,7 +163,8 @@ def _compare_side(a, source: str, out, role: str):
 
         return evaluate_reranker(p, a.data, top=a.top, ks=a.k, out_dir=sub_out, device=a.device,
                                  batch_size=a.rerank_batch_size, max_length=a.max_length,
-                                 fp16=_precision(a.precision), progress=not a.no_progress, split=a.split)
+                                 fp16=_precision(a.precision), progress=not a.no_progress, split=a.split,
+                                 relevance_threshold=a.relevance_threshold)
     return _run_retriever(a, p, sub_out)
 
 
@@ -212,7 +217,8 @@ def _dispatch(a) -> int:
 
         common = dict(ks=a.k, out_dir=out, cache_dir=_cache(a), device=a.device, batch_size=a.rerank_batch_size,
                       max_length=a.max_length, mode=a.mode, fp16=_precision(a.precision),
-                      progress=not a.no_progress, retriever_kwargs=_retriever_kwargs(a), split=a.split)
+                      progress=not a.no_progress, retriever_kwargs=_retriever_kwargs(a), split=a.split,
+                      relevance_threshold=a.relevance_threshold)
         if a.verb == "reranker":
             result = evaluate_reranker(a.model, a.data, candidates=a.candidates, retriever=a.retriever, top=a.top,
                                        rerank_top=a.rerank_top, **common)

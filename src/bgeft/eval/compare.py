@@ -107,6 +107,10 @@ def compare_runs(baseline, candidate, metrics=DEFAULT_COMPARE_METRICS, modes=Non
     if bfp and cfp and bfp != cfp:
         raise UserError(f"baseline and candidate were evaluated on different data ({base['data'].get('path')} vs "
                         f"{cand['data'].get('path')}); evaluate both on the same --data")
+    levels = [r.get("settings", {}).get("relevance_threshold", 1) for r in (base, cand)]
+    if levels[0] != levels[1]:
+        raise UserError(f"baseline was scored with --relevance-threshold {levels[0]} and candidate with "
+                        f"{levels[1]}; evaluate both with the same threshold")
     bs, cs = _series(base), _series(cand)
     shared = [m for m in bs if m in cs and (modes is None or m in modes)]
     if not shared:
@@ -129,7 +133,7 @@ def compare_runs(baseline, candidate, metrics=DEFAULT_COMPARE_METRICS, modes=Non
         "candidate": {"model": cand.get("model"), "kind": cand.get("kind")},
         "data": cand.get("data") or base.get("data"),
         "settings": {"metrics": list(metrics), "modes": shared, "n_resamples": n_resamples, "seed": seed,
-                     "confidence": 0.95},
+                     "confidence": 0.95, "relevance_threshold": levels[1]},
         "rows": rows,
         "per_query_delta": deltas,
         "_series": {"baseline": bs, "candidate": cs},

@@ -15,7 +15,9 @@ Metric names (per query and averaged over the evaluated queries):
 * reranker extras: ``acc@1`` (= success@1) and ``err@k`` (Expected Reciprocal Rank, Chapelle et
   al. 2009, grades mapped to (2^g - 1) / 2^g_max with g_max the largest grade in the qrels).
 
-A document counts as relevant when its grade is >= 1. Queries missing from the run score 0 on
+A document counts as relevant for the binary metrics (recall, precision, MAP, MRR, success, coverage,
+acc@1) when its grade is >= ``relevance_threshold`` (default 1; pytrec_eval's ``relevance_level``);
+nDCG and ERR always use the graded values. Queries missing from the run score 0 on
 every metric (they still count in the average). Queries without any relevant document are dropped
 when the data is loaded (see ``bgeft.eval.datasets``).
 """
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytrec_eval
+
+from ..errors import UserError
 
 Run = dict[str, list[tuple[str, float]]]
 DEFAULT_KS = (1, 5, 10, 20, 100)
@@ -57,20 +61,30 @@ def err_at_k(ranked_ids: list[str], judgements: dict[str, int], k: int, max_grad
     return total
 
 
-def evaluate_run(run: Run, qrels: dict[str, dict[str, int]], ks=DEFAULT_KS, reranker: bool = False) -> dict:
+def check_threshold(threshold) -> int:
+    """``--relevance-threshold``: a whole grade of 1 or more."""
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or threshold < 1:
+        raise UserError(f"--relevance-threshold {threshold!r}: must be a whole grade of 1 or more "
+                        "(a document counts as relevant when its qrels score is >= it)")
+    return threshold
+
+
+def evaluate_run(run: Run, qrels: dict[str, dict[str, int]], ks=DEFAULT_KS, reranker: bool = False,
+                 relevance_threshold: int = 1) -> dict:
     """Score ``run`` against ``qrels``.
 
     Returns ``{"metrics": {name: mean}, "per_query": {qid: {name: value}}}``; ``metrics`` also holds
     ``coverage@k`` and ``n_queries``.
     """
+    level = check_threshold(relevance_threshold)
     ks = sorted({int(k) for k in ks})
     qids = list(qrels)
     trec_run = {q: v for q, v in _as_trec(run).items() if q in qrels}
     measures = {"map", "recip_rank", "num_rel", "P." + ",".join(map(str, ks)),
                 "recall." + ",".join(map(str, ks)), "ndcg_cut." + ",".join(map(str, ks)),
                 "success." + ",".join(map(str, ks))}
-    full = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(trec_run) if trec_run else {}
-    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"})
+    full = pytrec_eval.RelevanceEvaluator(qrels, measures, relevance_level=level).evaluate(trec_run) if trec_run else {}
+    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}, relevance_level=level)
     mrr_at = {k: rr.evaluate({q: v for q, v in _as_trec(run, k).items() if q in qrels}) for k in ks} if trec_run else {}
     max_grade = max((g for docs in qrels.values() for g in docs.values()), default=1)
 
@@ -79,7 +93,7 @@ def evaluate_run(run: Run, qrels: dict[str, dict[str, int]], ks=DEFAULT_KS, rera
     total_rel = 0
     for qid in qids:
         res = full.get(qid, {})
-        n_rel = sum(1 for g in qrels[qid].values() if g >= 1)
+        n_rel = sum(1 for g in qrels[qid].values() if g >= level)
         total_rel += n_rel
         row = {}
         for k in ks:
@@ -93,7 +107,7 @@ def evaluate_run(run: Run, qrels: dict[str, dict[str, int]], ks=DEFAULT_KS, rera
         row["mrr"] = res.get("recip_rank", 0.0)
         if reranker:
             ranked_ids = [d for d, _ in run.get(qid, [])]
-            row["acc@1"] = float(bool(ranked_ids) and qrels[qid].get(ranked_ids[0], 0) >= 1)
+            row["acc@1"] = float(bool(ranked_ids) and qrels[qid].get(ranked_ids[0], 0) >= level)
             for k in ks:
                 row[f"err@{k}"] = err_at_k(ranked_ids, qrels[qid], k, max_grade)
         per_query[qid] = row

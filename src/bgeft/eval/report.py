@@ -68,6 +68,9 @@ def _header(result: dict, title: str) -> list[str]:
     out.append(f"- Data: `{d['path']}` ({d['layout']} layout): {d['n_docs']} documents, {d['n_queries']} evaluated "
                f"queries, {d['n_judgements']} judgements, {len(d['skipped_queries'])} queries without a relevant "
                "document skipped")
+    level = result.get("settings", {}).get("relevance_threshold", 1)
+    out.append(f"- Relevance: a document counts as relevant for recall, precision, MAP, MRR and success when its "
+               f"grade is >= {level}; nDCG uses the graded values")
     if result.get("warning"):
         out.append(f"- **Warning**: {result['warning']}")
     return out

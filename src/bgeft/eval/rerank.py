@@ -34,7 +34,7 @@ from ..safety import check_input
 from .compare import paired_stats
 from .datasets import EvalData, load_eval_data
 from ..models.reranker import Reranker
-from .metrics import evaluate_run
+from .metrics import check_threshold, evaluate_run
 from .retrieval import parse_ks
 
 GAIN_METRICS = ("acc@1", "mrr", "ndcg@10", "err@10", "map")
@@ -126,10 +126,11 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
                       ks=(1, 5, 10, 20), out_dir=None, cache_dir=None, device=None, batch_size: int = 32,
                       max_length: int = 512, mode: str | None = None, fp16=None, progress: bool = True,
                       data: EvalData | None = None, retriever_kwargs: dict | None = None, kind: str = "reranker",
-                      split: str = "test") -> dict:
+                      split: str = "test", relevance_threshold: int = 1) -> dict:
     """Rerank first-stage candidates and score both stages (see the module docstring)."""
     start = time.perf_counter()
     ks = parse_ks(ks)
+    check_threshold(relevance_threshold)
     if top < 1:
         raise UserError(f"--top {top}: must be a positive number of candidates")
     rerank_top = top if rerank_top is None else rerank_top
@@ -145,8 +146,9 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
     t1 = time.perf_counter()
     run2 = rerank_run(reranker, data, run1, rerank_top)
     t2 = time.perf_counter()
-    results = {"first_stage": evaluate_run(run1, data.qrels, ks, reranker=True),
-               "reranked": evaluate_run(run2, data.qrels, ks, reranker=True)}
+    results = {"first_stage": evaluate_run(run1, data.qrels, ks, reranker=True, relevance_threshold=relevance_threshold),
+               "reranked": evaluate_run(run2, data.qrels, ks, reranker=True,
+                                             relevance_threshold=relevance_threshold)}
     gain = {k: results["reranked"]["metrics"][k] - v for k, v in results["first_stage"]["metrics"].items()
             if k != "n_queries"}
     p1, p2 = results["first_stage"]["per_query"], results["reranked"]["per_query"]
@@ -160,7 +162,7 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
         "reranker": reranker.info(),
         "data": data.summary(),
         "settings": {"ks": ks, "retrieve_top": top, "rerank_top": rerank_top, "first_stage": described,
-                     "batch_size": batch_size},
+                     "batch_size": batch_size, "relevance_threshold": relevance_threshold},
         "timing": {"first_stage_s": round(t1 - start, 4), "rerank_s": round(t2 - t1, 4),
                    "pairs_scored": sum(min(len(run1.get(q, [])), rerank_top) for q in data.eval_qids),
                    "total_s": round(time.perf_counter() - start, 4)},
@@ -185,9 +187,11 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
 def evaluate_pipeline(retriever_path, reranker_path, data_dir, retrieve_top: int = 100, rerank_top: int = 10,
                       mode: str | None = None, ks=(1, 5, 10, 20), out_dir=None, cache_dir=None, device=None,
                       batch_size: int = 32, max_length: int = 512, fp16=None, progress: bool = True,
-                      data: EvalData | None = None, retriever_kwargs: dict | None = None, split: str = "test") -> dict:
+                      data: EvalData | None = None, retriever_kwargs: dict | None = None, split: str = "test",
+                      relevance_threshold: int = 1) -> dict:
     """Retrieve ``retrieve_top`` with the embedder, rerank the first ``rerank_top``; both stages + gain."""
     return evaluate_reranker(reranker_path, data_dir, retriever=retriever_path, top=retrieve_top,
                              rerank_top=rerank_top, ks=ks, out_dir=out_dir, cache_dir=cache_dir, device=device,
                              batch_size=batch_size, max_length=max_length, mode=mode, fp16=fp16, progress=progress,
-                             data=data, retriever_kwargs=retriever_kwargs, kind="pipeline", split=split)
+                             data=data, retriever_kwargs=retriever_kwargs, kind="pipeline", split=split,
+                             relevance_threshold=relevance_threshold)

@@ -30,7 +30,7 @@ from ..errors import UserError
 from .datasets import EvalData, load_eval_data
 from ..models.embedder import ALL_MODES, MODE_OUTPUTS, Encoder
 from .encoding import encode_corpus_cached
-from .metrics import DEFAULT_KS, evaluate_run
+from .metrics import DEFAULT_KS, check_threshold, evaluate_run
 
 DEFAULT_WEIGHTS = (0.4, 0.2, 0.4)
 
@@ -111,11 +111,13 @@ def evaluate_retriever(model_path, data_dir, modes=None, weights=DEFAULT_WEIGHTS
                        cache_dir=None, device=None, batch_size: int | None = None, query_max_len: int = 64,
                        passage_max_len: int = 512, pooling: str = "auto", query_instruction: str | None = None,
                        candidates: int = 100, depth: int | None = None, split: str = "test", fp16: bool | None = None,
-                       progress: bool = True, data: EvalData | None = None, encoder: Encoder | None = None) -> dict:
+                       progress: bool = True, data: EvalData | None = None, encoder: Encoder | None = None,
+                       relevance_threshold: int = 1) -> dict:
     """Evaluate an embedder on ``data_dir`` (any layout of ``bgeft.eval.datasets``); see the module doc."""
     start = time.perf_counter()
     ks = parse_ks(ks)
     weights = parse_weights(weights)  # before the data and the model are loaded
+    check_threshold(relevance_threshold)
     if data is None and data_dir is None:
         raise UserError("evaluate_retriever: pass data_dir (or a loaded EvalData as data=)")
     data = data or load_eval_data(data_dir, split)
@@ -127,13 +129,13 @@ def evaluate_retriever(model_path, data_dir, modes=None, weights=DEFAULT_WEIGHTS
     if candidates < 1:
         raise UserError(f"--candidates {candidates}: must be a positive number of passages")
     ranked = run_retriever(encoder, data, modes, weights, depth, candidates, cache_dir, progress)
-    results = {m: evaluate_run(ranked["runs"][m], data.qrels, ks) for m in modes}
+    results = {m: evaluate_run(ranked["runs"][m], data.qrels, ks, relevance_threshold=relevance_threshold) for m in modes}
     result = {
         "kind": "retriever",
         "model": encoder_info(encoder),
         "data": data.summary(),
         "settings": {"modes": modes, "weights": weights, "ks": ks, "depth": depth, "candidates": candidates,
-                     "split": split},
+                     "split": split, "relevance_threshold": relevance_threshold},
         "cache": ranked["cache"],
         "timing": {**ranked["timing"], "total_s": round(time.perf_counter() - start, 4)},
         "results": results,

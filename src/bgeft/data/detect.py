@@ -25,7 +25,7 @@ SHAPE_KEYS = (  # checked in order against the first record's keys
     ("dureader", {"question", "answer_paragraphs"}),  # DuReader-retrieval
     ("squad", {"paragraphs"}),
 )
-SHAPE_HELP = ("query/pos/neg, query/positive/negative, query/passage/label (or relevance), sentence1/sentence2/score, text/label, "
+SHAPE_HELP = ("query/pos/neg, query/positive/negative, query/passage/label, sentence1/sentence2/score, text/label, "
               "question/documents or question/answer_paragraphs (DuReader) or SQuAD's data/paragraphs/qas")
 
 

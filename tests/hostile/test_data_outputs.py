@@ -109,6 +109,17 @@ def test_output_onto_the_input(run_cli, tree, data, verb, extra):
     tree.assert_untouched()
 
 
+def test_convert_to_beir_onto_the_inputs_folder(run_cli, tree, data):
+    tree.snapshot()
+    src = data / "train.jsonl"
+    code, err = _err(run_cli, "data", "convert", src, "--to", "beir", "-o", data)
+    assert (code, err) == (2, f"bgeft: error: -o {data}: contains the input {src}; writing there could destroy it: "
+                              "choose an output outside the inputs\n")
+    code, err = _err(run_cli, "data", "convert", src, "--to", "beir", "-o", src)
+    assert (code, err) == (2, f"bgeft: error: -o {src}: is a file; give a directory path\n")
+    tree.assert_untouched()
+
+
 def test_validate_fix_onto_the_input(run_cli, tree, data):
     src = data / "train.jsonl"
     tree.snapshot()

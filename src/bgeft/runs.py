@@ -121,7 +121,9 @@ def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None =
 
     The worker runs in its own process group, so a Ctrl-C in the terminal reaches only bgeft, which
     forwards it once: the first SIGINT asks for a checkpoint at the end of the step, a second one
-    stops at once. SIGHUP (the terminal closed) is forwarded as SIGTERM."""
+    stops at once. SIGHUP (the terminal closed) is forwarded as SIGTERM. Once a signal has stopped the
+    worker, bgeft itself is only finishing (exit 130/143): a late second Ctrl-C is then ignored instead of
+    killing bgeft mid-way through its last lines."""
     env = {**os.environ, **plan.env, **plan.secret_env, "PYTHONUNBUFFERED": "1"}
     log_path = plan.output_dir / log_name
     masker = Masker(secrets or [])
@@ -129,7 +131,10 @@ def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None =
         proc = subprocess.Popen(plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 process_group=0)
 
+        received: list[int] = []
+
         def forward(signum, frame):  # noqa: ARG001
+            received.append(signum)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
@@ -147,7 +152,7 @@ def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None =
             return proc.wait()
         finally:
             for s, handler in previous.items():
-                signal.signal(s, handler)
+                signal.signal(s, signal.SIG_IGN if received else handler)
             if proc.poll() is None:  # bgeft itself is going down: do not leave the worker behind
                 proc.terminate()
             record_owned(plan.output_dir)

@@ -56,7 +56,12 @@ def test_second_ctrl_c_stops_at_once(tmp_path, tiny_xlmr):
     recipe, proc, log = _start(tmp_path, tiny_xlmr,
                                lambda: log_path.is_file() and "'loss'" in log_path.read_text(errors="replace"))
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.2)
+    # the second Ctrl-C must reach the worker while it finishes its step: send it the moment the worker
+    # says it saw the first (a fixed pause lost that race on a loaded runner: the step had already ended)
+    deadline = time.monotonic() + 60
+    while "received SIGINT" not in (tmp_path / "console.txt").read_text(errors="replace"):
+        assert time.monotonic() < deadline and proc.poll() is None, "the worker never reported the first SIGINT"
+        time.sleep(0.005)
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)
     log.close()

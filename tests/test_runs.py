@@ -47,6 +47,22 @@ def test_only_node_rank_0_clears_or_refuses_a_shared_output_dir(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_dry_run_makes_every_refusal_and_touches_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="is the working directory; bgeft never writes over it"):
+        prepare_output_dir(tmp_path, resume=False, overwrite=True, dry_run=True)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="was not made by bgeft"):
+        prepare_output_dir(run, resume=False, overwrite=True, dry_run=True)
+    (run / "bgeft_run.yaml").write_text("task: x\n")
+    (run / "notes.txt").unlink()
+    assert prepare_output_dir(run, resume=False, overwrite=True, dry_run=True) is None
+    assert prepare_output_dir(tmp_path / "new", resume=False, overwrite=False, dry_run=True) is None
+    assert (run / "bgeft_run.yaml").exists() and not (tmp_path / "new").exists()
+
+
 def test_output_dir_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserError, match=r"training.output_dir .*/f is a file; choose a directory path"):

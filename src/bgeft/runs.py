@@ -23,7 +23,7 @@ from .checkpoints import usable_checkpoint
 from .errors import UserError
 from .launch import Plan
 from .redaction import Masker, redact
-from .safety import check_output, clear_owned_dir, record_owned
+from .safety import check_output, check_owned_dir, clear_owned_dir, record_owned
 
 MARKER = "bgeft_run.yaml"
 # What the Trainer / FlagEmbedding write into output_dir before bgeft could record its inventory
@@ -46,12 +46,14 @@ def checkpoints(output_dir: Path) -> list[Path]:
 
 
 def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(),
-                       node_rank: int = 0) -> Path | None:
+                       node_rank: int = 0, dry_run: bool = False) -> Path | None:
     """Return the checkpoint to resume from (None = start fresh); ``output_dir`` exists afterwards.
 
     ``inputs`` are every file the run reads (recipe, train data, local model, DeepSpeed config).
     Several nodes share one ``output_dir``: only node rank 0 clears it (``--overwrite``) or refuses it
-    when non-empty; the other nodes find node 0's files there and neither delete nor refuse them."""
+    when non-empty; the other nodes find node 0's files there and neither delete nor refuse them.
+    ``dry_run`` makes every refusal the real run would make (protected place, an input inside, a directory
+    ``--overwrite`` may not clear) and then stops: nothing is created or deleted."""
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other: --resume continues the run in "
                         "output_dir, --overwrite deletes it; pass one")
@@ -61,6 +63,10 @@ def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(
     content = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
     if node_rank != 0:
         content = []
+    if dry_run:
+        if content and overwrite:
+            check_owned_dir(output_dir, marker=MARKER, inputs=inputs, known=TRAINER_WRITES)
+        return None
     if content and overwrite:
         clear_owned_dir(output_dir, marker=MARKER, inputs=inputs, known=TRAINER_WRITES)
         content = []

@@ -80,6 +80,8 @@ def cmd_train(args) -> int:
         check_data(recipe)
     if args.dry_run:
         out = plan.output_dir
+        prepare_output_dir(out, args.resume, args.overwrite, run_inputs(recipe),
+                           node_rank=plan.layout.node_rank, dry_run=True)
         if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
             plan.notes.append(f"{out} is not empty: the real run needs --resume or --overwrite")
         print(mask(plan.render(), secret_values(recipe.data)))

@@ -62,6 +62,27 @@ class Gate:
             return None
         return json.loads((self.path / "ready.0").read_text(encoding="utf-8"))
 
+    def wait(self, proc, pump: Callable[[float], bool]) -> dict:
+        """``pump(timeout)`` the processes' output (False at its end) until every one is ready; returns what
+        local rank 0 found. Raises Refused, or UserError when they exit before the gate: nothing was written."""
+        while True:
+            found = self.poll()
+            if found is not None:
+                return found
+            if proc.poll() is not None:
+                while pump(POLL_SECONDS):
+                    pass
+                self.poll()  # problems reported just before the exit
+                code = proc.returncode
+                if code in (130, 143, -2, -15):
+                    raise UserError(f"training was {'interrupted (Ctrl-C)' if code in (130, -2) else 'stopped (SIGTERM)'} "
+                                    "before it started; output_dir was not touched", exit_code=130 if code in (130, -2)
+                                    else 143)
+                raise UserError(f"the training process exited with code {code} before training started (its output is "
+                                "above); output_dir was not touched", exit_code=1)
+            if not pump(POLL_SECONDS * 5):
+                time.sleep(POLL_SECONDS)
+
     def open(self) -> None:
         _write(self.path / "go", {"go": True})
 

@@ -7,8 +7,7 @@ import tomllib
 import pytest
 from packaging.requirements import Requirement
 
-from tests.deploy.tools import (REPO, cuda_tag, dockerfile_args, load_yaml, normalize, npu_tag, pins,
-                                project_version)
+from tests.deploy.tools import REPO, cuda_tag, dockerfile_args, load_yaml, normalize, npu_tag, pins, project_version
 
 REQ = REPO / "requirements"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())

@@ -16,12 +16,12 @@ from __future__ import annotations
 import numpy as np
 from tqdm import tqdm
 
-from ..models.encoded import Encoded
+from bgeft.models.encoded import Encoded
 
 
 def dense_topk(docs: Encoded, queries: Encoded, k: int, gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(scores, indices), both (n_queries, k'); k' = min(k, n_docs). Exact search (faiss flat)."""
-    from ..models.index import build_index
+    from bgeft.models.index import build_index
 
     k = min(k, docs.n)
     index = build_index(docs.dense, "flat", gpu="auto" if gpu else "no")

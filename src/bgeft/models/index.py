@@ -17,7 +17,7 @@ import re
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import UserError
+from bgeft.errors import UserError
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 ADD_CHUNK = 65536

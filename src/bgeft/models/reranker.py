@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from .devices import half_precision, parse_devices
-from .resolve import model_dir, model_fingerprint
+from bgeft.models.devices import half_precision, parse_devices
+from bgeft.models.resolve import model_dir, model_fingerprint
 
 
 class Reranker:

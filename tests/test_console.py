@@ -164,3 +164,22 @@ def test_known_warnings_table_translates_out_of_memory(monkeypatch):
     console.translate("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB")
     logging.getLogger(__name__).debug("%s", said)
     assert len(said) == 1 and "per_device_train_batch_size" in said[0]
+
+
+def test_worker_output_shows_only_bgeft_lines_and_the_training_progress(lines, monkeypatch):
+    from bgeft.console_progress import WorkerLines
+
+    monkeypatch.setattr(console, "_noted", set())
+    monkeypatch.setattr(console, "say", lines.append)
+    worker = WorkerLines()
+    worker.write(b"[WARNING] [real_accelerator.py:213:get_accelerator] Setting accelerator to CPU.\n"
+                 b"\x1b[1mBertForSequenceClassification LOAD REPORT\x1b[0m\nclassifier.bias | MISSING |\n"
+                 b"bgeft.train: step 0/2\n{'loss': '1.4', 'grad_norm': '51.33'}\nbgeft.train: step 1/2 lo")
+    worker.write(b"ss=1.4 lr=2e-05\nbgeft.worker: received SIGINT; saving\n"
+                 b"torch.OutOfMemoryError: CUDA out of memory\nbgeft.train: step 2/2 loss=1.2 lr=0")
+    worker.close()
+    assert lines[0].startswith("train 1/2 steps, loss 1.4, lr 2e-05, ")
+    assert lines[1] == "bgeft.worker: received SIGINT; saving"
+    assert lines[2].startswith("note: the device ran out of memory")
+    assert lines[3].startswith("train 2/2 steps, loss 1.2, lr 0, ") and "took" in lines[3]
+    assert len(lines) == 4

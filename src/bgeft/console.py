@@ -84,9 +84,10 @@ def note(key: str, subject: str = "the reranker being loaded") -> bool:
     return True
 
 
-def translate(line: str) -> None:
+def translate(line: str, keys=None) -> None:
+    """Print the note of every KNOWN entry (or of ``keys``) whose pattern ``line`` matches."""
     for key, (pattern, _) in KNOWN.items():
-        if key not in _noted and pattern.search(line):
+        if key not in _noted and (keys is None or key in keys) and pattern.search(line):
             note(key)
 
 

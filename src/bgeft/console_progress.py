@@ -27,7 +27,7 @@ import re
 import sys
 import time
 
-from .console import say, settings, stream
+from .console import ANSI, say, settings, stream, translate
 
 
 def interactive() -> bool:
@@ -109,6 +109,15 @@ class Progress:
             say(self.line(final=True))
         self.on = False
 
+    def say(self, text: str) -> None:
+        """A line of its own while the bar is shown (the bar is redrawn under it)."""
+        if self.bar is not None:
+            self.bar.clear()
+            say(text)
+            self.bar.refresh()
+        else:
+            say(text)
+
     def __enter__(self):
         return self
 
@@ -119,6 +128,16 @@ class Progress:
 
 def progress(total: int | None, desc: str, unit: str = "", **kwargs) -> Progress:
     return Progress(total, desc, unit, **kwargs)
+
+
+def track(items, desc: str, unit: str = "", total: int | None = None, **kwargs):
+    """``for item in track(rows, "select negatives", "rows"):`` - the items, counted by one Progress."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)
+    with Progress(total, desc, unit, **kwargs) as bar:
+        for item in items:
+            yield item
+            bar.update()
 
 
 def _quiet_tqdm(*args, **kwargs):
@@ -191,3 +210,44 @@ class TrainLines:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class WorkerLines(TrainLines):
+    """What the launcher shows of the worker's output (all of which goes to ``train.log`` first): step lines
+    as progress, the other ``bgeft…`` lines (``bgeft.worker:``, ``bgeft.eval:``) as they are, known
+    warnings translated; with ``bgeft -v`` everything, as it came."""
+
+    KEYS = ("out-of-memory", "disk-full")   # a reranker built for training lacks its head on purpose
+
+    def __init__(self):
+        super().__init__()
+        self.pending = b""
+
+    def write(self, data: bytes) -> None:
+        if settings.verbose:
+            out = stream()
+            out.write(data.decode("utf-8", "replace"))
+            out.flush()
+        self.pending += data
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            self._line(line)
+
+    def _line(self, raw: bytes) -> None:
+        for frame in raw.split(b"\r"):
+            text = ANSI.sub("", frame.decode("utf-8", "replace")).rstrip()
+            if not text.strip():
+                continue
+            translate(text, self.KEYS)
+            if settings.verbose or self.feed(text) or not text.startswith("bgeft"):
+                continue
+            if self.bar is not None:
+                self.bar.say(text)
+            else:
+                say(text)
+
+    def close(self) -> None:
+        if self.pending:
+            self._line(self.pending)
+            self.pending = b""
+        super().close()

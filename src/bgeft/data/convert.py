@@ -111,16 +111,13 @@ def convert(inputs: list[str | Path], output: str | Path, *, fmt: str = "auto", 
 
 @contextlib.contextmanager
 def _progress():
-    """Rows-per-second progress on stderr for interactive runs (big files take a while); silent otherwise."""
-    if not sys.stderr.isatty():
-        yield lambda rows, _: rows
-        return
-    from tqdm import tqdm
+    """Rows-per-second progress for each input file (big files take a while; bgeft.console_progress)."""
+    from bgeft.console_progress import track
 
     bars = []
 
     def wrap(rows, path):
-        bars.append(tqdm(rows, desc=os.path.basename(str(path)), unit=" rows", mininterval=1, leave=False))
+        bars.append(track(rows, os.path.basename(str(path)), "rows"))
         return bars[-1]
 
     try:

@@ -34,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse as sp
-from tqdm import tqdm
 
+from bgeft.console_progress import progress as progress_bar
+from bgeft.console_progress import quiet_library_bars
 from bgeft.errors import UserError
 from bgeft.models.devices import half_precision, parse_devices
 from bgeft.models.encoded import Encoded, concat_rows, lexical_to_csr
@@ -138,6 +139,8 @@ class Encoder:
     def backend(self):
         if self._backend is None:
             from FlagEmbedding import BGEM3FlagModel, FlagModel
+
+            quiet_library_bars()
 
             from bgeft.models.forward import FlagBackend
 
@@ -265,8 +268,7 @@ class Encoder:
         enc = Encoded(len(texts))
         sparse_rows: list[tuple[np.ndarray, sp.csr_matrix]] = []
         colbert: list[np.ndarray | None] = [None] * len(texts)
-        bar = tqdm(total=len(texts), unit="text", desc=f"encode {kind}s", disable=not self.progress or len(texts) < 64,
-                   dynamic_ncols=True)
+        bar = progress_bar(len(texts), "encode", f"{kind}s", enabled=self.progress, min_total=64)
         was_training = backend.module.training  # a model being trained: dropout off now, its mode back after
         backend.module.eval()
         try:

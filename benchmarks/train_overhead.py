@@ -37,7 +37,7 @@ WORKERS = ("bgeft.train.worker", "bgeft.worker")
 def task_module(task: str) -> str:
     try:
         from bgeft.config.tasks import TASKS
-    except ImportError:  # before the package move (issue 12)
+    except ImportError:  # before the package move (issue 12): measuring an older checkout
         from bgeft.tasks import TASKS
     return TASKS[task].module
 
@@ -132,7 +132,8 @@ def gpu_shape(args, tmp: Path, demo: Path) -> None:
         data = long_data(tmp / f"long{seq}.jsonl", seq)
         for who in ("raw", "bgeft"):
             over = [f"model.model_name_or_path={model}", f"data.train_data=[{data}]", f"data.passage_max_len={seq}",
-                    "data.train_group_size=4", "training.per_device_train_batch_size=1", "training.gradient_checkpointing=true",
+                    "data.train_group_size=4", "training.per_device_train_batch_size=1",
+                    "training.gradient_checkpointing=true",
                     f"training.max_steps={args.steps}", f"training.save_steps={args.steps * 10}",
                     f"training.output_dir={tmp / f'{who}{seq}'}", "launch.nproc_per_node=1"]
             poll = subprocess.Popen(["nvidia-smi", "--query-gpu=name,memory.used", "--format=csv,noheader,nounits",

@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from bgeft.errors import UserError
 
 KINDS = ("cuda", "npu", "cpu", "mps")
 SYNTAX = "auto, cpu, cuda, cuda:N, npu, npu:N or a comma list such as cuda:0,cuda:1"
@@ -129,7 +129,8 @@ def _torch_build() -> tuple[bool, bool]:
 
 
 def _npu_probe(env, run, root: Path) -> Device | None:
-    devices = sorted(int(m.group(1)) for p in (root / "dev").glob("davinci*") if (m := re.fullmatch(r"davinci(\d+)", p.name)))
+    devices = sorted(int(m.group(1)) for p in (root / "dev").glob("davinci*")
+                     if (m := re.fullmatch(r"davinci(\d+)", p.name)))
     table = parse_npu_smi(run(["npu-smi", "info"]) or "")
     ids = [i for i, _ in table] or devices
     visible = _visible(env, "ASCEND_RT_VISIBLE_DEVICES")

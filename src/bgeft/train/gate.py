@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..errors import UserError
+from bgeft.errors import UserError
 
 ENV_DIR = "BGEFT_GATE"              # the gate directory
 ENV_DEVICE = "BGEFT_GATE_DEVICE"    # the device kind the plan is for
@@ -75,9 +75,9 @@ class Gate:
                 self.poll()  # problems reported just before the exit
                 code = proc.returncode
                 if code in (130, 143, -2, -15):
-                    raise UserError(f"training was {'interrupted (Ctrl-C)' if code in (130, -2) else 'stopped (SIGTERM)'} "
-                                    "before it started; output_dir was not touched", exit_code=130 if code in (130, -2)
-                                    else 143)
+                    ctrl_c = code in (130, -2)
+                    raise UserError(f"training was {'interrupted (Ctrl-C)' if ctrl_c else 'stopped (SIGTERM)'} before "
+                                    "it started; output_dir was not touched", exit_code=130 if ctrl_c else 143)
                 raise UserError(f"the training process exited with code {code} before training started (its output is "
                                 "above); output_dir was not touched", exit_code=1)
             if not pump(POLL_SECONDS * 5):

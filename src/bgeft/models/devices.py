@@ -184,15 +184,17 @@ def probe_device(env=None, run=_run, root: str | Path = "/", build: tuple[bool, 
 def check_training_device(kind: str, processes: int, bf16: bool) -> tuple[Device, list[str]]:
     """In the worker (torch imported): the device as torch sees it, and what it cannot do of what the plan
     asked (``processes`` on this node, bf16)."""
+    if kind == "cpu":
+        return Device("cpu", 1, True, "cpu"), []
     device = detect_device()
     problems = []
-    if kind != "cpu" and device.kind != kind:
+    if device.kind != kind:
         problems.append(f"the plan is for {kind} but torch sees {device.kind} here (torch build, driver or "
                         f"visible-devices variable); install the {kind} build of torch or set launch.device")
-    elif kind != "cpu" and processes > device.count:
+    elif processes > device.count:
         problems.append(f"launch.nproc_per_node is {processes} but torch sees only {device.count} {kind} device(s); "
                         "lower it or set it to auto")
-    if kind != "cpu" and bf16 and device.kind == kind and not device.bf16:
+    if bf16 and device.kind == kind and not device.bf16:
         problems.append(f"bf16 was asked for but this {kind} device ({device.name or 'unknown'}) does not support "
                         "it; set launch.precision: fp16 (or auto)")
     return device, problems

@@ -78,3 +78,21 @@ def test_this_machine_probes_without_importing_torch():
             " print(d.kind, 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[1] == "False" and out[0] in ("cpu", "cuda", "npu")
+
+
+def test_the_worker_rechecks_what_the_plan_asked_of_the_device(monkeypatch):
+    """check_training_device runs in the training process, with torch: bf16, the device count, the kind."""
+    from bgeft.models import devices
+
+    v100x4 = Device("cuda", 4, False, "Tesla V100-SXM2-32GB")
+    monkeypatch.setattr(devices, "detect_device", lambda: v100x4)
+    assert devices.check_training_device("cuda", 4, bf16=False) == (v100x4, [])
+    _, problems = devices.check_training_device("cuda", 8, bf16=True)
+    assert problems == ["launch.nproc_per_node is 8 but torch sees only 4 cuda device(s); lower it or set it to auto",
+                        "bf16 was asked for but this cuda device (Tesla V100-SXM2-32GB) does not support it; set "
+                        "launch.precision: fp16 (or auto)"]
+    monkeypatch.setattr(devices, "detect_device", lambda: CPU)
+    assert devices.check_training_device("cuda", 1, bf16=False)[1] == [
+        "the plan is for cuda (the device tools list it) but torch sees cpu here: install a cuda build of torch, or "
+        "check the driver and the visible-devices variable"]
+    assert devices.check_training_device("cpu", 1, bf16=False) == (CPU, [])

@@ -189,8 +189,8 @@ def check_training_device(kind: str, processes: int, bf16: bool) -> tuple[Device
     device = detect_device()
     problems = []
     if device.kind != kind:
-        problems.append(f"the plan is for {kind} but torch sees {device.kind} here (torch build, driver or "
-                        f"visible-devices variable); install the {kind} build of torch or set launch.device")
+        problems.append(f"the plan is for {kind} (the device tools list it) but torch sees {device.kind} here: "
+                        f"install a {kind} build of torch, or check the driver and the visible-devices variable")
     elif processes > device.count:
         problems.append(f"launch.nproc_per_node is {processes} but torch sees only {device.count} {kind} device(s); "
                         "lower it or set it to auto")

@@ -52,9 +52,10 @@ demo-train: install
 	@echo "Fine-tuned BGE-M3-style model: $(DEMO_OUT) (load: BGEM3FlagModel('$(DEMO_OUT)', devices='cpu'))"
 
 # `make test` runs three suites side by side (-j3; each one's output is printed whole when it ends):
-#   test-suite          every test but the two below, on PYTEST_WORKERS pytest-xdist workers
-#   test-fresh-install  tests/test_fresh_install.py: `pip install .` from PyPI into a new venv (waits on the network)
-#   test-containers     the container suite (waits on apt, debootstrap and Docker)
+#   test-suite          every test but the two below, on PYTEST_WORKERS pytest-xdist workers (--dist loadscope:
+#                       a module's tests share one worker, so its module-scoped runs are made once)
+#   test-fresh-install  tests/test_fresh_install.py: `pip install .` from PyPI into a new venv (mostly downloads)
+#   test-containers     the container suite (a private Docker engine; apt, debootstrap and image builds when cold)
 # Together they are `pytest -q` of the whole suite plus `make test-containers`; docs/benchmarks.md has the timings.
 PYTEST_WORKERS ?= 2
 TEST_ENV = PATH="$(CURDIR)/$(BIN):$$PATH:$(CURDIR)/$(LINT_VENV)/bin" HF_HUB_OFFLINE=1
@@ -63,7 +64,7 @@ test: install lint-tools
 	@$(MAKE) --no-print-directory -k -j3 --output-sync=target test-suite test-fresh-install test-containers
 
 test-suite: install lint-tools
-	$(TEST_ENV) $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --ignore=tests/test_fresh_install.py
+	$(TEST_ENV) $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --ignore=tests/test_fresh_install.py
 
 test-fresh-install: install
 	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:xdist tests/test_fresh_install.py

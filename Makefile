@@ -61,6 +61,7 @@ PYTEST_WORKERS ?= 2
 TEST_ENV = PATH="$(CURDIR)/$(BIN):$$PATH:$(CURDIR)/$(LINT_VENV)/bin" HF_HUB_OFFLINE=1
 
 test: install lint-tools
+	$(LINT_VENV)/bin/ruff check src tests benchmarks scripts
 	@$(MAKE) --no-print-directory -k -j3 --output-sync=target test-suite test-fresh-install test-containers
 
 test-suite: install lint-tools

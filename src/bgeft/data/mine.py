@@ -31,17 +31,17 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
-from ..errors import UserError
-from ..models.devices import add_device_argument, device_spec
-from ..models.embedder import MODEL_CLASSES, POOLINGS, Encoder
-from ..models.index import INDEX_KINDS, BM25Index, build_index, search
-from ..models.resolve import model_dir
-from ..safety import check_output
-from .records import read_corpus, read_rows, write_jsonl
-from .rejects import Rejects
-from .rejects import add_arguments as add_reject_arguments
+from bgeft.console_progress import track
+from bgeft.data.records import read_corpus, read_rows, write_jsonl
+from bgeft.data.rejects import Rejects
+from bgeft.data.rejects import add_arguments as add_reject_arguments
+from bgeft.errors import UserError
+from bgeft.models.devices import add_device_argument, device_spec
+from bgeft.models.embedder import MODEL_CLASSES, POOLINGS, Encoder
+from bgeft.models.index import INDEX_KINDS, BM25Index, build_index, search
+from bgeft.models.resolve import model_dir
+from bgeft.safety import check_output
 
 
 @dataclass
@@ -194,7 +194,7 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
     t0 = time.perf_counter()
     rng = random.Random(seed)
     out_rows = []
-    for r, row in enumerate(tqdm(rows, desc="select negatives", unit="row", disable=len(rows) < 1000)):
+    for r, row in enumerate(track(rows, "select negatives", "rows", min_total=1000)):
         pos_scores = [float(posvecs[pos_index[t]] @ qvecs[r]) for t in row["pos"]]
         flt = _Row(row, qvecs[r], pos_scores, margin, pvecs)
         dense = _keep(flt, pool, [(int(i), float(s)) for s, i in zip(dense_scores[r][lo:hi], dense_ids[r][lo:hi])

@@ -34,12 +34,13 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse as sp
-from tqdm import tqdm
 
-from ..errors import UserError
-from .devices import half_precision, parse_devices
-from .encoded import Encoded, concat_rows, lexical_to_csr
-from .resolve import model_dir
+from bgeft.console_progress import progress as progress_bar
+from bgeft.console_progress import quiet_library_bars
+from bgeft.errors import UserError
+from bgeft.models.devices import half_precision, parse_devices
+from bgeft.models.encoded import Encoded, concat_rows, lexical_to_csr
+from bgeft.models.resolve import model_dir
 
 ALL_MODES = ("dense", "sparse", "colbert", "hybrid")
 MODE_OUTPUTS = {"dense": {"dense"}, "sparse": {"sparse"}, "colbert": {"dense", "colbert"},
@@ -92,7 +93,7 @@ class Encoder:
             self.pooling = detect_pooling(self.path) if pooling == "auto" else pooling
             self.devices = parse_devices(device)
         else:
-            from .forward import FlagBackend, TrainingBackend, model_device
+            from bgeft.models.forward import FlagBackend, TrainingBackend, model_device
 
             self.path = None
             query_instruction = query_instruction or getattr(model, "query_instruction_for_retrieval", None)
@@ -139,7 +140,9 @@ class Encoder:
         if self._backend is None:
             from FlagEmbedding import BGEM3FlagModel, FlagModel
 
-            from .forward import FlagBackend
+            quiet_library_bars()
+
+            from bgeft.models.forward import FlagBackend
 
             cls = BGEM3FlagModel if self.is_m3 else FlagModel
             fe = cls(str(self.path), devices=self.devices, use_fp16=self.fp16, pooling_method=self.pooling,
@@ -255,7 +258,7 @@ class Encoder:
                      lengths: list[int]) -> Encoded:
         import torch
 
-        from .forward import auto_batch_size, model_device, run_batch
+        from bgeft.models.forward import auto_batch_size, model_device, run_batch
 
         backend = self.backend
         device = model_device(backend.module)
@@ -265,8 +268,7 @@ class Encoder:
         enc = Encoded(len(texts))
         sparse_rows: list[tuple[np.ndarray, sp.csr_matrix]] = []
         colbert: list[np.ndarray | None] = [None] * len(texts)
-        bar = tqdm(total=len(texts), unit="text", desc=f"encode {kind}s", disable=not self.progress or len(texts) < 64,
-                   dynamic_ncols=True)
+        bar = progress_bar(len(texts), "encode", f"{kind}s", enabled=self.progress, min_total=64)
         was_training = backend.module.training  # a model being trained: dropout off now, its mode back after
         backend.module.eval()
         try:

@@ -62,21 +62,28 @@ def test_the_note_is_printed_once_and_verbose_shows_third_party_output(tmp_path)
     assert "third-party text on stderr" in log.read_text()
 
 
-def test_an_unexpected_failure_prints_the_log_tail_and_keeps_the_temporary_log():
+def test_an_unexpected_failure_prints_the_log_tail_and_one_error_naming_the_log():
     res = _run("""
         import sys
         from bgeft import console
-        with console.capture(None):
-            for i in range(30):
-                print(f"library line {i}", file=sys.stderr)
-            raise RuntimeError("boom")
+        from bgeft.errors import UserError
+        try:
+            with console.capture(None):
+                for i in range(30):
+                    print(f"library line {i}", file=sys.stderr)
+                raise RuntimeError("boom")
+        except UserError as exc:
+            print(f"bgeft: error: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
     """)
     assert res.returncode == 1
-    m = re.search(r"bgeft: failed \(RuntimeError: boom\); the last 20 lines of (\S+):", res.stderr)
+    m = re.search(r"bgeft: failed; the last 20 lines of (\S+):\n", res.stderr)
     assert m, res.stderr
-    assert "  | library line 29" in res.stderr and "library line 9\n" not in res.stderr
-    assert os.path.isfile(m.group(1)) and "library line 0" in open(m.group(1)).read()
-    os.unlink(m.group(1))
+    log = m.group(1)
+    assert res.stderr.endswith(f"bgeft: error: RuntimeError: boom (the full traceback is in {log})\n")
+    assert "  | RuntimeError: boom\n" in res.stderr and "Traceback" not in res.stderr.replace("  | Traceback", "")
+    assert "library line 0\n" in open(log).read()     # the whole story stays in the log
+    os.unlink(log)
 
 
 def test_a_user_error_removes_the_temporary_log_and_prints_no_tail(tmp_path):

@@ -168,8 +168,10 @@ def _pump(read_fd: int, log, console_fd: int | None) -> None:
 def capture(log_path: str | Path | None):
     """Route everything written to stderr by anyone but bgeft into ``log_path`` for the block.
 
-    ``None``: a temporary log, removed after a success or a user error, kept (and its tail printed)
-    after an unexpected failure. A capture inside a capture leaves the outer one in charge."""
+    ``None``: a temporary log, removed after a success or a user error. An unexpected exception (a bug, a
+    broken model file) is written to the log with its traceback, the log's tail is printed, and it leaves
+    as a UserError (exit 1) naming the log: one message, never a traceback on the console. A capture inside
+    a capture leaves the outer one in charge."""
     global _console, _fd2
     if _console is not None:
         yield Path(log_path) if log_path else None
@@ -200,7 +202,10 @@ def capture(log_path: str | Path | None):
         yield log_path
     except BaseException as exc:
         failure = exc
-        raise
+        if not _expected(exc):
+            import traceback
+
+            traceback.print_exc()    # into the log: fd 2 is still the pipe
     finally:
         try:
             _fd2.flush()
@@ -215,14 +220,22 @@ def capture(log_path: str | Path | None):
             _console.close()
         _console = None
         os.close(saved)
-        _after(log_path, failure, temporary)
-
-
-def _after(log_path: Path, failure: BaseException | None, temporary: bool) -> None:
+        if failure is None or _expected(failure):
+            if temporary:
+                log_path.unlink(missing_ok=True)
+    if failure is None:
+        return
+    if _expected(failure):
+        raise failure
     from .errors import UserError
 
-    expected = failure is None or isinstance(failure, (UserError, KeyboardInterrupt, SystemExit))
-    if not expected:
-        show_tail(log_path, f"failed ({type(failure).__name__}: {str(failure)[:200]})")
-    if temporary and expected:
-        log_path.unlink(missing_ok=True)
+    what = f"{type(failure).__name__}: {str(failure)[:300]}"
+    show_tail(log_path, "failed")
+    raise UserError(f"{what} (the full traceback is in {log_path})", exit_code=1) from None
+
+
+def _expected(exc: BaseException) -> bool:
+    """A user error (its message is the whole story) or a stop (Ctrl-C, SIGTERM): no log tail."""
+    from .errors import UserError
+
+    return isinstance(exc, (UserError, KeyboardInterrupt, SystemExit))

@@ -55,6 +55,34 @@ def take_global_flags(argv: list[str]) -> list[str]:
     return argv
 
 
+def add_log_argument(parser) -> None:
+    parser.add_argument("--log", metavar="FILE", default=None,
+                        help="append third-party output (transformers, FlagEmbedding, warnings) to FILE; "
+                             "without it: a temporary file, kept and named only when the command fails")
+
+
+def check_log(path: str | None, args) -> None:
+    """``--log FILE`` never lands on a file the command reads or writes, nor on a FIFO or device."""
+    if not path:
+        return
+    from .errors import UserError
+
+    log = Path(path)
+    if log.exists() and not log.is_file():
+        raise UserError(f"--log {path}: not a regular file; choose a file path")
+    named = [v for key, value in vars(args).items() if key != "log"
+             for v in (value if isinstance(value, list) else [value]) if isinstance(v, (str, os.PathLike))]
+    target = log.resolve()
+    for other in named:
+        try:
+            same = Path(other).resolve() == target
+        except (OSError, ValueError):
+            same = False
+        if same:
+            raise UserError(f"--log {path}: is also a file this command reads or writes ({other}); "
+                            "choose another file")
+
+
 # Third-party text -> what bgeft tells the user, once per process. The pattern is searched in every line
 # that reaches a log (in-process output and the training worker's); ``note(key, subject=...)`` prints
 # the same message when bgeft finds the condition itself (e.g. a reranker config without the head).

@@ -53,10 +53,12 @@ def _rate(value: float) -> str:
 
 
 class Progress:
-    """One step's progress; ``min_total``: steps smaller than this show nothing (not worth a bar)."""
+    """One step's progress; ``min_total``: steps smaller than this show nothing (not worth a bar);
+    ``summary``: always end with the closing line (training: the loss it ended at)."""
 
     def __init__(self, total: int | None, desc: str, unit: str = "", *, enabled: bool = True, min_total: int = 0,
-                 start: int = 0):
+                 start: int = 0, summary: bool = False):
+        self.summary = summary
         self.total, self.desc, self.unit = total, desc, unit
         self.n = self.first = start
         self.postfix = ""
@@ -104,7 +106,9 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elif self.on and (self.lines or time.monotonic() - self.started >= settings.interval):
+            if self.summary:
+                say(self.line(final=True))
+        elif self.on and (self.summary or self.lines or time.monotonic() - self.started >= settings.interval):
             self.lines += 1
             say(self.line(final=True))
         self.on = False
@@ -202,7 +206,7 @@ class TrainLines:
         step, total = int(m.group(1)), int(m.group(2))
         postfix = ", ".join(part.replace("=", " ") for part in (m.group(3) or "").split())
         if self.bar is None:  # the worker's first line comes before the first step (no fields)
-            self.bar = Progress(total, "train", "steps", start=step if m.group(3) is None else step - 1)
+            self.bar = Progress(total, "train", "steps", start=step if m.group(3) is None else step - 1, summary=True)
         self.bar.update(step - self.bar.n, postfix=postfix)
         return True
 

@@ -65,7 +65,7 @@ def check_log(path: str | None, args) -> None:
     """``--log FILE`` never lands on a file the command reads or writes, nor on a FIFO or device."""
     if not path:
         return
-    from .errors import UserError
+    from bgeft.errors import UserError
 
     log = Path(path)
     if log.exists() and not log.is_file():
@@ -255,7 +255,7 @@ def capture(log_path: str | Path | None):
         return
     if _expected(failure):
         raise failure
-    from .errors import UserError
+    from bgeft.errors import UserError
 
     what = f"{type(failure).__name__}: {str(failure)[:300]}"
     show_tail(log_path, "failed")
@@ -264,6 +264,6 @@ def capture(log_path: str | Path | None):
 
 def _expected(exc: BaseException) -> bool:
     """A user error (its message is the whole story) or a stop (Ctrl-C, SIGTERM): no log tail."""
-    from .errors import UserError
+    from bgeft.errors import UserError
 
     return isinstance(exc, (UserError, KeyboardInterrupt, SystemExit))

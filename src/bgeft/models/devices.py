@@ -15,7 +15,7 @@ import argparse
 import platform
 from dataclasses import dataclass
 
-from ..errors import UserError
+from bgeft.errors import UserError
 
 KINDS = ("cuda", "npu", "cpu", "mps")
 SYNTAX = "auto, cpu, cuda, cuda:N, npu, npu:N or a comma list such as cuda:0,cuda:1"
@@ -127,7 +127,7 @@ def device_spec(args) -> str:
     old = getattr(args, "devices", None)
     if old:
         spec = ",".join(old)
-        from ..console import say
+        from bgeft.console import say
 
         say(f"note: --devices is deprecated; write --device {spec}")
         return spec

@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse as sp
 
-from ..console_progress import progress as progress_bar
-from ..console_progress import quiet_library_bars
-from ..errors import UserError
-from .devices import half_precision, parse_devices
-from .encoded import Encoded, concat_rows, lexical_to_csr
-from .resolve import model_dir
+from bgeft.console_progress import progress as progress_bar
+from bgeft.console_progress import quiet_library_bars
+from bgeft.errors import UserError
+from bgeft.models.devices import half_precision, parse_devices
+from bgeft.models.encoded import Encoded, concat_rows, lexical_to_csr
+from bgeft.models.resolve import model_dir
 
 ALL_MODES = ("dense", "sparse", "colbert", "hybrid")
 MODE_OUTPUTS = {"dense": {"dense"}, "sparse": {"sparse"}, "colbert": {"dense", "colbert"},
@@ -93,7 +93,7 @@ class Encoder:
             self.pooling = detect_pooling(self.path) if pooling == "auto" else pooling
             self.devices = parse_devices(device)
         else:
-            from .forward import FlagBackend, TrainingBackend, model_device
+            from bgeft.models.forward import FlagBackend, TrainingBackend, model_device
 
             self.path = None
             query_instruction = query_instruction or getattr(model, "query_instruction_for_retrieval", None)
@@ -142,7 +142,7 @@ class Encoder:
 
             quiet_library_bars()
 
-            from .forward import FlagBackend
+            from bgeft.models.forward import FlagBackend
 
             cls = BGEM3FlagModel if self.is_m3 else FlagModel
             fe = cls(str(self.path), devices=self.devices, use_fp16=self.fp16, pooling_method=self.pooling,
@@ -258,7 +258,7 @@ class Encoder:
                      lengths: list[int]) -> Encoded:
         import torch
 
-        from .forward import auto_batch_size, model_device, run_batch
+        from bgeft.models.forward import auto_batch_size, model_device, run_batch
 
         backend = self.backend
         device = model_device(backend.module)

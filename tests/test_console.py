@@ -190,3 +190,15 @@ def test_worker_output_shows_only_bgeft_lines_and_the_training_progress(lines, m
     assert lines[2].startswith("note: the device ran out of memory")
     assert lines[3].startswith("train 2/2 steps, loss 1.2, lr 0, ") and "took" in lines[3]
     assert len(lines) == 4
+
+
+def test_plain_lines_come_at_doubling_intervals(lines, monkeypatch):
+    """A long step off a terminal stays a handful of lines: after 30 s, then 60, 120 ... at most max_interval."""
+    console.settings.interval, console.settings.max_interval = 30.0, 100.0
+    clock = [0.0]
+    monkeypatch.setattr("bgeft.console_progress.time", type("Clock", (), {"monotonic": staticmethod(lambda: clock[0])}))
+    bar = Progress(1000, "encode", "passages")
+    for second in range(1, 400):
+        clock[0] = float(second)
+        bar.update(1)
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == [30, 90, 190, 290, 390]

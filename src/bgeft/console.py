@@ -37,7 +37,8 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 class Settings:
     verbose: bool = False      # bgeft -v: third-party output on the console too
     progress: bool = True      # bgeft --no-progress: no bars, no progress lines
-    interval: float = 30.0     # seconds between plain progress lines when stderr is not a terminal
+    interval: float = 30.0     # seconds to the first plain progress line when stderr is not a terminal,
+    max_interval: float = 300.0   # then doubling gaps up to this
 
 
 settings = Settings()

@@ -8,7 +8,8 @@
             bar.update(len(batch))
 
 * On a terminal: a tqdm bar on stderr that disappears when the step ends.
-* Elsewhere (a pipe, a file, CI, a pod log): a plain line every ``settings.interval`` seconds,
+* Elsewhere (a pipe, a file, CI, a pod log): a plain line after ``settings.interval`` seconds (30), then
+  at doubling intervals up to ``settings.max_interval`` (5 min), so a long step stays a handful of lines:
   ``encode 1,200/4,917 passages, 310/s, ETA 12 s``, and one closing line when the step took that long;
   no ``\\r``, no ANSI codes.
 * ``bgeft --no-progress``: nothing. ``NO_COLOR`` or ``TERM=dumb``: plain lines on a terminal too.
@@ -62,7 +63,9 @@ class Progress:
         self.total, self.desc, self.unit = total, desc, unit
         self.n = self.first = start
         self.postfix = ""
-        self.started = self.last = time.monotonic()
+        self.started = time.monotonic()
+        self.gap = settings.interval
+        self.next_at = self.started + self.gap
         self.lines = 0
         self.on = enabled and settings.progress and (total is None or total >= min_total)
         self.bar = None
@@ -82,8 +85,9 @@ class Progress:
             self.bar.update(n)
         elif self.on:
             now = time.monotonic()
-            if now - self.last >= settings.interval and self.first < self.n != self.total:  # close(): the last
-                self.last = now
+            if now >= self.next_at and self.first < self.n != self.total:  # close() prints the last one
+                self.gap = min(self.gap * 2, settings.max_interval)
+                self.next_at = now + self.gap
                 self.lines += 1
                 say(self.line(now))
 

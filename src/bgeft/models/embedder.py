@@ -15,7 +15,9 @@ Rules (one copy of each):
   M3 models load with ``BGEM3FlagModel``, others with ``FlagModel``.
 * **Pooling** ``auto`` = what the model was trained with: ``1_Pooling/config.json`` (sentence-transformers
   layout, which ``bgeft train`` writes too) says mean or CLS; without one, CLS (BGE's convention).
-* **Precision**: fp16 on CUDA/NPU, fp32 on the CPU (half precision is never used on a CPU).
+* **Precision**: half precision on CUDA/NPU — bf16 where the device has it (CUDA compute capability
+  >= 8, Ascend NPUs), fp16 otherwise (and with several devices, where FlagEmbedding's pool casts);
+  fp32 on the CPU (half precision is never used on a CPU).
 
 Each text is encoded once per ``Encoder``: inputs are deduplicated across calls (pool, positives and
 queries share one cache keyed by the model input and its max length, so a query equal to a passage
@@ -37,7 +39,7 @@ from scipy import sparse as sp
 from tqdm import tqdm
 
 from ..errors import UserError
-from .devices import half_precision, parse_devices
+from .devices import half_dtype, half_precision, parse_devices
 from .encoded import Encoded, concat_rows, lexical_to_csr
 from .resolve import model_dir
 
@@ -104,6 +106,8 @@ class Encoder:
             self.pooling = getattr(model, "sentence_pooling_method", getattr(model, "pooling_method", pooling))
             self.devices = [str(model_device(self._backend.module))]
         self.fp16 = half_precision(self.devices) if fp16 is None else bool(fp16) and half_precision(self.devices)
+        one_loaded_here = self.obj is None and len(self.devices) == 1  # a model object keeps its own dtype
+        self.half_dtype = half_dtype(self.devices[0]) if self.fp16 and one_loaded_here else None
         self.batch_size = batch_size
         self.query_max_length, self.passage_max_length = query_max_length, passage_max_length
         self.query_instruction = query_instruction
@@ -127,7 +131,7 @@ class Encoder:
     def settings(self) -> dict:
         """Everything that changes passage encodings (part of the eval cache key)."""
         return {"class": self.class_name, "pooling": self.pooling, "passage_max_len": self.passage_max_length,
-                "fp16": self.fp16, "normalize": True}
+                "fp16": self.fp16, "half": str(self.half_dtype or ""), "normalize": True}
 
     def check_modes(self, modes) -> None:
         bad = [m for m in modes if m not in self.available_modes]
@@ -137,20 +141,22 @@ class Encoder:
     @property
     def backend(self):
         if self._backend is None:
-            from FlagEmbedding import BGEM3FlagModel, FlagModel
+            import torch
 
+            from .flag_classes import flag_model_class
             from .forward import FlagBackend
 
-            cls = BGEM3FlagModel if self.is_m3 else FlagModel
-            fe = cls(str(self.path), devices=self.devices, use_fp16=self.fp16, pooling_method=self.pooling,
-                     normalize_embeddings=True, query_instruction_for_retrieval=self.query_instruction,
+            cls = flag_model_class(self.is_m3)
+            one = len(self.devices) == 1  # one device: our loop casts; several: FlagEmbedding's pool (fp16)
+            fe = cls(str(self.path), devices=self.devices, use_fp16=self.fp16 and not one,
+                     pooling_method=self.pooling, normalize_embeddings=True,
+                     query_instruction_for_retrieval=self.query_instruction,
                      batch_size=self.batch_size or 256, query_max_length=self.query_max_length,
                      passage_max_length=self.passage_max_length)
-            if len(self.devices) == 1:
+            if one:
                 fe.model.to(self.devices[0])
                 fe.model.eval()
-                if not self.fp16:
-                    fe.model.float()
+                fe.model.to(self.half_dtype or torch.float32)
             self._backend = FlagBackend(fe, self.is_m3)
         return self._backend
 

@@ -18,8 +18,8 @@ from ..errors import UserError
 from ..safety import check_output
 from . import labelsets, shapes
 from .detect import FORMATS, Detected, detect
-from .pointwise import pointwise
 from .io import atomic_writer
+from .pointwise import pointwise
 from .rejects import Rejects
 from .rejects import add_arguments as add_reject_arguments
 from .schema import row_problems
@@ -95,16 +95,13 @@ def convert(inputs: list[str | Path], output: str | Path, *, fmt: str = "auto", 
 
 @contextlib.contextmanager
 def _progress():
-    """Rows-per-second progress on stderr for interactive runs (big files take a while); silent otherwise."""
-    if not sys.stderr.isatty():
-        yield lambda rows, _: rows
-        return
-    from tqdm import tqdm
+    """Rows-per-second progress for each input file (big files take a while; bgeft.console_progress)."""
+    from ..console_progress import track
 
     bars = []
 
     def wrap(rows, path):
-        bars.append(tqdm(rows, desc=os.path.basename(str(path)), unit=" rows", mininterval=1, leave=False))
+        bars.append(track(rows, os.path.basename(str(path)), "rows"))
         return bars[-1]
 
     try:

@@ -31,8 +31,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from tqdm import tqdm
 
+from ..console_progress import track
 from ..errors import UserError
 from ..models.devices import add_device_argument, device_spec
 from ..models.embedder import MODEL_CLASSES, POOLINGS, Encoder
@@ -194,7 +194,7 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
     t0 = time.perf_counter()
     rng = random.Random(seed)
     out_rows = []
-    for r, row in enumerate(tqdm(rows, desc="select negatives", unit="row", disable=len(rows) < 1000)):
+    for r, row in enumerate(track(rows, "select negatives", "rows", min_total=1000)):
         pos_scores = [float(posvecs[pos_index[t]] @ qvecs[r]) for t in row["pos"]]
         flt = _Row(row, qvecs[r], pos_scores, margin, pvecs)
         dense = _keep(flt, pool, [(int(i), float(s)) for s, i in zip(dense_scores[r][lo:hi], dense_ids[r][lo:hi])

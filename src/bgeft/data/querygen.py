@@ -40,8 +40,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
+from ..console_progress import progress as progress_bar
 from ..errors import UserError
 from ..safety import check_output
 from .records import read_corpus, write_jsonl
@@ -246,7 +245,7 @@ def _run_all(client: ChatClient, work, todo: list[str], partial: Path, done: dic
              concurrency: int, api_key_env: str) -> None:
     errors: list[str] = []
     with open(partial, "a", encoding="utf-8") as log, ThreadPoolExecutor(max_workers=concurrency) as pool, \
-            tqdm(total=len(todo), desc="gen-queries", unit="passage") as progress:
+            progress_bar(len(todo), "gen-queries", "passages") as progress:
         futures = {pool.submit(work, p): p for p in todo}
         for future in as_completed(futures):
             try:

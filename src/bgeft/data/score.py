@@ -20,8 +20,7 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from tqdm import tqdm
-
+from ..console_progress import progress as progress_bar
 from ..errors import UserError
 from ..models.devices import add_device_argument, device_spec
 from ..models.reranker import Reranker
@@ -94,7 +93,7 @@ def score_file(in_path, out_path, *, reranker=None, model=None, batch_size: int 
         model = Reranker(reranker, device=device, batch_size=batch_size, max_length=max_length,
                          query_max_length=query_max_length, fp16=fp16, query_instruction=query_instruction)
     summary = ScoreSummary(out=str(out_path))
-    with atomic_writer(out_path) as out, tqdm(desc="score pairs", unit="pair") as progress:
+    with atomic_writer(out_path) as out, progress_bar(None, "score", "pairs") as progress:
         chunk: list[tuple[int, dict]] = []
         for item in iter_rows(in_path, encoding, rejects):
             chunk.append(item)

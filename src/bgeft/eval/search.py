@@ -14,8 +14,8 @@ Every mode returns ``{qid: [(docid, score), ...]}`` best first, ``depth`` long a
 from __future__ import annotations
 
 import numpy as np
-from tqdm import tqdm
 
+from ..console_progress import track
 from ..models.encoded import Encoded
 
 
@@ -97,14 +97,14 @@ def retrieve(docs: Encoded, queries: Encoded, doc_ids: list[str], qids: list[str
     if "colbert" in modes:
         t = time.perf_counter()
         runs["colbert"] = {}
-        for i, q in enumerate(tqdm(qids, desc="colbert scoring", disable=not progress)):
+        for i, q in enumerate(track(qids, "colbert scoring", "queries", enabled=progress)):
             cand = d_idx[i][d_idx[i] >= 0]
             runs["colbert"][q] = _ranked(doc_ids, cand, colbert_scores(docs, queries.colbert_of(i), cand), depth)
         seconds["colbert"] = time.perf_counter() - t
     if "hybrid" in modes:
         t = time.perf_counter()
         runs["hybrid"] = {}
-        for i, q in enumerate(tqdm(qids, desc="hybrid scoring", disable=not progress)):
+        for i, q in enumerate(track(qids, "hybrid scoring", "queries", enabled=progress)):
             cand = np.unique(np.concatenate([d_idx[i][d_idx[i] >= 0], s_idx[i]]))
             dense = docs.dense[cand] @ queries.dense[i]
             score = (weights["dense"] * dense + weights["sparse"] * sparse_scores(docs, queries.sparse[i], cand)

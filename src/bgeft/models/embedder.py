@@ -37,8 +37,9 @@ from pathlib import Path
 
 import numpy as np
 from scipy import sparse as sp
-from tqdm import tqdm
 
+from ..console_progress import progress as progress_bar
+from ..console_progress import quiet_library_bars
 from ..errors import UserError
 from .devices import half_dtype, half_precision, parse_devices
 from .encoded import Encoded, concat_rows, lexical_to_csr
@@ -160,6 +161,7 @@ class Encoder:
             from .forward import FlagBackend
 
             cls = flag_model_class(self.is_m3)
+            quiet_library_bars()  # after FlagEmbedding's modules are imported
             one = len(self.devices) == 1  # one device: our loop casts; several: FlagEmbedding's pool (fp16)
             fe = cls(str(self.path), devices=self.devices, use_fp16=self.fp16 and not one,
                      pooling_method=self.pooling, normalize_embeddings=True,
@@ -284,8 +286,7 @@ class Encoder:
         enc = Encoded(len(texts))
         sparse_rows: list[tuple[np.ndarray, sp.csr_matrix]] = []
         colbert: list[np.ndarray | None] = [None] * len(texts)
-        bar = tqdm(total=len(texts), unit="text", desc=f"encode {kind}s", disable=not self.progress or len(texts) < 64,
-                   dynamic_ncols=True)
+        bar = progress_bar(len(texts), "encode", f"{kind}s", enabled=self.progress, min_total=64)
         was_training = backend.module.training  # a model being trained: dropout off now, its mode back after
         backend.module.eval()
         try:

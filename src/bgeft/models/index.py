@@ -6,7 +6,7 @@
   searches ``nprobe`` of them (default 32, at most nlist). ``hnsw``: 32 links, efSearch 128.
   Vectors are added in chunks converted to float32, so a float16 memmap is never copied whole.
   ``gpu="auto"`` moves flat/IVF indexes onto every visible GPU when faiss has GPU support.
-* ``search(index, queries, k)`` -> ``(scores, ids)`` in batches with a tqdm bar.
+* ``search(index, queries, k)`` -> ``(scores, ids)`` in batches, with bgeft's progress (bgeft.console_progress).
 * ``BM25Index(texts).search(queries, k)``: bm25s over jieba tokens (Chinese and English words).
 """
 from __future__ import annotations
@@ -15,7 +15,6 @@ import math
 import re
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import UserError
 
@@ -83,10 +82,14 @@ def search(index, queries: np.ndarray, k: int, batch_size: int = 256,
            desc: str = "search") -> tuple[np.ndarray, np.ndarray]:
     k = min(k, index.ntotal)
     scores, ids = [], []
-    for start in tqdm(range(0, len(queries), batch_size), desc=desc, unit="batch", disable=len(queries) <= batch_size):
-        s, i = index.search(_f32(queries[start:start + batch_size]), k)
-        scores.append(s)
-        ids.append(i)
+    from ..console_progress import progress
+
+    with progress(len(queries), desc, "queries", min_total=batch_size + 1) as bar:
+        for start in range(0, len(queries), batch_size):
+            s, i = index.search(_f32(queries[start:start + batch_size]), k)
+            scores.append(s)
+            ids.append(i)
+            bar.update(len(s))
     if not scores:
         return np.zeros((0, k), np.float32), np.zeros((0, k), np.int64)
     return np.concatenate(scores), np.concatenate(ids)
@@ -111,7 +114,9 @@ class BM25Index:
 
         self.n = len(texts)
         self.retriever = bm25s.BM25()
-        bar = tqdm(texts, desc="bm25 index", disable=len(texts) < 1000)
+        from ..console_progress import track
+
+        bar = track(texts, "bm25 index", "passages", min_total=1000)
         self.retriever.index([bm25_tokens(t) or ["<empty>"] for t in bar], show_progress=False)
 
     def search(self, queries: list[str], k: int) -> list[list[int]]:

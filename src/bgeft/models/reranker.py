@@ -30,6 +30,12 @@ class Reranker:
         if self._model is None:
             from FlagEmbedding import FlagReranker
 
+            from ..console import note
+            from ..console_progress import quiet_library_bars
+
+            quiet_library_bars()
+            if not self.trained_head:   # said once, before transformers' load report (which goes to the log)
+                note("reranker-head", subject=str(self.path))
             self._model = FlagReranker(str(self.path), devices=self.devices, use_fp16=self.fp16,
                                        batch_size=self.batch_size, max_length=self.max_length,
                                        query_max_length=self.query_max_length,

@@ -52,6 +52,7 @@ demo-train: install
 	@echo "Fine-tuned BGE-M3-style model: $(DEMO_OUT) (load: BGEM3FlagModel('$(DEMO_OUT)', devices='cpu'))"
 
 test: install lint-tools
+	$(LINT_VENV)/bin/ruff check src tests benchmarks scripts
 	PATH="$(CURDIR)/$(BIN):$$PATH:$(CURDIR)/$(LINT_VENV)/bin" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 	$(MAKE) test-containers
 

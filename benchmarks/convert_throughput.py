@@ -61,7 +61,9 @@ def generate(fmt: str, path: Path, size_mb: float) -> int:
                     block.append(",".join('"' + c.replace('"', '""') + '"' for c in cells) + "\r\n")
                 elif fmt == "msmarco":
                     docs = [(d, 1) for d in row["pos"]] + [(d, 0) for d in row["neg"]]
-                    block.append("".join(f"{i}\t{row['query']}\t{i}-{k}\t{d}\t{rel}\n" for k, (d, rel) in enumerate(docs)))
+                    block.append(
+                        "".join(f"{i}\t{row['query']}\t{i}-{k}\t{d}\t{rel}\n" for k, (d, rel) in enumerate(docs))
+                    )
                 i += 1
             out.write("".join(block))
         if fmt.startswith("json") and fmt != "jsonl":
@@ -121,7 +123,9 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bgeft-convert-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     ext = {"jsonl": "jsonl", "json": "json", "json-oneline": "json", "csv": "csv", "msmarco": "tsv"}
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM")
+    print(
+        f"python {sys.version.split()[0]}, {os.cpu_count()} CPU(s), {psutil.virtual_memory().total / 2**30:.0f} GiB RAM"
+    )
     print(f"{'verb':8} {'format':12} {'scale':>5} {'input MB':>9} {'rows':>9} {'seconds':>8} {'MB/s':>7} "
           f"{'peak RSS MB (psutil)':>21} {'ru_maxrss MB':>13}")
     for fmt in args.formats:

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encode_vs_st import build, run_measured  # noqa: E402
+from encode_vs_st import build, run_measured
 
 
 def scaled(work: Path, scale: int) -> Path:
@@ -48,16 +48,13 @@ def main(argv=None) -> int:
     root = Path(tempfile.mkdtemp(prefix="bgeft-rss-"))
     model = args.model
     if model is None:
-        try:
-            from bgeft.models.demo import build_demo_model
-        except ImportError:  # before the package move
-            from bgeft.demo_model import build_demo_model
+        from bgeft.models.demo import build_demo_model
         model = str(build_demo_model(root / "demo-model"))
     if args.spill_mb is not None:
         os.environ["BGEFT_SPILL_MB"] = str(args.spill_mb)
     dim = json.loads((Path(model) / "config.json").read_text("utf-8"))["hidden_size"]
     base = build(root / "x1", 1)["work"]
-    bgeft = str(Path(sys.executable).with_name("bgeft"))
+    bgeft = [sys.executable, "-m", "bgeft.cli.main"]
     print(f"model {model} (dim {dim}), passage max length {args.passage_max_length}, spill above "
           f"{os.environ.get('BGEFT_SPILL_MB', '256')} MB; load {os.getloadavg()[0]:.1f}")
     print(f"{'scale':>5} {'pool':>7} {'vectors MB':>10} {'wall s':>7} {'CPU s':>7} {'peak RSS MB':>11}")
@@ -65,7 +62,7 @@ def main(argv=None) -> int:
         work = scaled(base, scale)
         n = sum(1 for _ in (work / "corpus.jsonl").open(encoding="utf-8"))
         t = time.perf_counter()
-        r = run_measured([bgeft, "data", "mine", str(work / "train.jsonl"), "-o", str(work / "mined.jsonl"),
+        r = run_measured([*bgeft, "data", "mine", str(work / "train.jsonl"), "-o", str(work / "mined.jsonl"),
                           "--model", model, "--corpus", str(work / "corpus.jsonl"), "--range", "10-100",
                           "--negatives", "7", "--device", "cpu", "--query-max-length", "64",
                           "--passage-max-length", str(args.passage_max_length)], args.timeout)

@@ -37,7 +37,18 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-Q_PREFIX = ["", "请问", "我想知道", "你知道", "有人问：", "想了解一下，", "麻烦告诉我", "打听一下，", "问一下：", "谁知道"]
+Q_PREFIX = [
+    "",
+    "请问",
+    "我想知道",
+    "你知道",
+    "有人问：",
+    "想了解一下，",
+    "麻烦告诉我",
+    "打听一下，",
+    "问一下：",
+    "谁知道",
+]
 Q_SUFFIX = ["", "谢谢", "（急）", "？", "呢"]
 P_PREFIX = ["", "据说，", "老人们讲，", "书里写道：", "有人记得，", "听说", "后来，", "那年，", "镇上传说，", "当时，"]
 
@@ -207,13 +218,10 @@ def main(argv=None) -> int:
     if args.model:
         model = args.model
     else:
-        try:
-            from bgeft.models.demo import build_demo_model
-        except ImportError:  # before the package move
-            from bgeft.demo_model import build_demo_model
+        from bgeft.models.demo import build_demo_model
 
         model = str(build_demo_model(root / "demo-model"))
-    py, bgeft = sys.executable, [str(Path(sys.executable).with_name("bgeft"))]
+    py, bgeft = sys.executable, [sys.executable, "-m", "bgeft.cli.main"]
     wanted = {"mining": "mining", "eval": "dense eval", "encode": "raw encode"}
     chosen = [wanted[r.strip()] for r in args.rows.split(",")]
     print(f"model {model}, device {args.device}; load: {os.getloadavg()[0]:.2f} (1-min), {os.cpu_count()} CPUs")

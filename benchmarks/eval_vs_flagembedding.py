@@ -6,7 +6,7 @@ FlagEmbedding custom-layout directory, with the same batch size, max lengths, de
 k values and search depth; ours runs with --no-cache (a cold encode) and then once more with a
 warm cache. The dense nDCG@10 / Recall@10 of both are printed as a check that they agree.
 
-    python benchmarks/eval_vs_flagembedding.py                       # demo MiniLM (M3 heads added), example_data/eval x10
+    python benchmarks/eval_vs_flagembedding.py   # demo MiniLM (M3 heads added), example_data/eval x10
     python benchmarks/eval_vs_flagembedding.py --model BAAI/bge-m3 --data my_beir_dir --repeat-corpus 1 --device cuda:0
 """
 from __future__ import annotations
@@ -30,7 +30,7 @@ def demo_m3(dest: Path) -> Path:
     import torch
     from transformers import AutoConfig
 
-    from bgeft.demo_model import build_demo_model
+    from bgeft.models.demo import build_demo_model
 
     path = build_demo_model(dest)
     hidden = AutoConfig.from_pretrained(path).hidden_size
@@ -88,7 +88,7 @@ def main() -> None:
               "--k_values", *ks, "--search_top_k", "100", "--embedder_batch_size", str(args.batch_size),
               "--embedder_query_max_length", "64", "--embedder_passage_max_length", "512",
               "--cache_path", str(work / "hf"), "--overwrite", "True"]
-    ours = [sys.executable, "-m", "bgeft.cli", "eval", "retriever", "--model", str(model), "--data", str(data),
+    ours = [sys.executable, "-m", "bgeft.cli.main", "eval", "retriever", "--model", str(model), "--data", str(data),
             "--modes", "dense,sparse,colbert,hybrid", "--k", ",".join(ks), "--device", args.device,
             "--precision", "fp16" if fp16 else "fp32", "--batch-size", str(args.batch_size),
             "--query-max-len", "64", "--passage-max-len", "512", "--no-progress", "--out", str(work / "ours")]
@@ -96,7 +96,10 @@ def main() -> None:
     warm = ours + ["--cache-dir", str(work / "cache")]
     n_docs = sum(1 for _ in (data / "corpus.jsonl").open())
     n_q = sum(1 for _ in (data / "test_queries.jsonl").open())
-    print(f"model {model}\ndata {n_docs} passages, {n_q} queries ({args.data} x{args.repeat_corpus}), device {args.device}")
+    print(
+        f"model {model}\ndata {n_docs} passages, {n_q} queries ({args.data} x{args.repeat_corpus}), "
+        f"device {args.device}"
+    )
 
     timed(warm, env)  # fills the cache
     times = {"theirs": [], "cold": [], "warm": []}
@@ -112,14 +115,17 @@ def main() -> None:
              "cold": "bgeft eval retriever, 4 modes, cold (--no-cache)",
              "warm": "bgeft eval retriever, 4 modes, warm cache"}
     base_wall, base_cpu = med(w for w, _ in times["theirs"]), med(c for _, c in times["theirs"])
-    print(f"\n| command | median wall s | wall ratio | median CPU s | CPU ratio |\n|---|---|---|---|---|")
+    print("\n| command | median wall s | wall ratio | median CPU s | CPU ratio |\n|---|---|---|---|---|")
     for key, name in names.items():
         wall, cpu = med(w for w, _ in times[key]), med(c for _, c in times[key])
         print(f"| {name} | {wall:.2f} | {wall / base_wall:.2f} | {cpu:.2f} | {cpu / base_cpu:.2f} |")
     t = ours_m["timing"]
-    print(f"\nours, in process (last warm run): load model {t['load_model_s']:.2f}s, encode corpus {t['encode_corpus_s']:.2f}s (cache hit: "
-          f"{ours_m['cache']['hit']}), encode queries {t['encode_queries_s']:.2f}s, search "
-          + ", ".join(f"{k} {v:.3f}s" for k, v in t["search_s"].items()))
+    print(
+        f"\nours, in process (last warm run): load model {t['load_model_s']:.2f}s, "
+        f"encode corpus {t['encode_corpus_s']:.2f}s (cache hit: "
+        f"{ours_m['cache']['hit']}), encode queries {t['encode_queries_s']:.2f}s, search "
+        + ", ".join(f"{k} {v:.3f}s" for k, v in t["search_s"].items())
+    )
     d = ours_m["results"]["dense"]["metrics"]
     print(f"dense agreement: nDCG@10 ours {d['ndcg@10']:.4f} vs FlagEmbedding {fe['ndcg_at_10']:.4f}; "
           f"Recall@10 ours {d['recall@10']:.4f} vs {fe['recall_at_10']:.4f}")

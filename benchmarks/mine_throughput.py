@@ -115,7 +115,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from bgeft.data.mine import mine_negatives
-    from bgeft.demo_model import build_demo_model
+    from bgeft.models.demo import build_demo_model
     from bgeft.models.embedder import Encoder
 
     work = Path(tempfile.mkdtemp(prefix="bgeft-mine-bench-"))

@@ -32,7 +32,7 @@ def main() -> int:
     p.add_argument("overrides", nargs="*")
     args = p.parse_args()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="bgeft-pipeline-demo-"))
-    cmd = [sys.executable, "-m", "bgeft.cli", "pipeline", "run", str(REPO / "pipelines" / "demo_cpu.yaml"),
+    cmd = [sys.executable, "-m", "bgeft.cli.main", "pipeline", "run", str(REPO / "pipelines" / "demo_cpu.yaml"),
            f"work_dir={work}", *args.overrides]
     load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
@@ -55,8 +55,10 @@ def main() -> int:
         s = json.loads((d / "summary.json").read_text())
         label = "baseline" if d.name.endswith("eval-base") else d.name.split("-")[-1].replace("r", "round ")
         cells = []
-        for name, series in [*(("retriever " + k, v) for k, v in s["dev"]["retriever"].items()),
-                             *([("retrieve+rerank", s["dev"]["pipeline"]["reranked"])] if "pipeline" in s["dev"] else [])]:
+        for name, series in [
+            *(("retriever " + k, v) for k, v in s["dev"]["retriever"].items()),
+            *([("retrieve+rerank", s["dev"]["pipeline"]["reranked"])] if "pipeline" in s["dev"] else []),
+        ]:
             test = (s["test"]["pipeline"]["reranked"] if name == "retrieve+rerank"
                     else s["test"]["retriever"][name.split()[1]])
             cells.append(f"{name}: {series['ndcg@10']:.3f}/{series['recall@10']:.3f} | "

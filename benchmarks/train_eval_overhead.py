@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def run(recipe: str, overrides: list[str]) -> float:
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "bgeft.cli", "train", recipe, *overrides, "--no-data-check"],
+    result = subprocess.run([sys.executable, "-m", "bgeft.cli.main", "train", recipe, *overrides, "--no-data-check"],
                             capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if result.returncode != 0:
         raise SystemExit(f"bgeft train failed ({result.returncode}):\n{result.stderr[-3000:]}")

@@ -46,10 +46,10 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=8)
     args = ap.parse_args()
 
-    from bgeft.demo_model import build_demo_model
-    from bgeft.launch import detect_device
-    from bgeft.tasks import TASKS
-    from bgeft.train_cmd import plan_for
+    from bgeft.config.tasks import TASKS
+    from bgeft.models.demo import build_demo_model
+    from bgeft.train.api import plan_for
+    from bgeft.train.launch import detect_device
 
     tmp = Path(tempfile.mkdtemp(prefix="bgeft-bench-"))
     model = build_demo_model(tmp / "minilm-m3")
@@ -59,10 +59,10 @@ def main() -> int:
         overrides = [f"model.model_name_or_path={model}", f"training.max_steps={args.steps}",
                      f"training.save_steps={args.steps}"]
         _, plan = plan_for(args.recipe, overrides + [f"training.output_dir={tmp / f'raw{i}'}"], device=device)
-        worker = plan.argv.index("bgeft.worker")
+        worker = plan.argv.index("bgeft.train.worker")
         raw = plan.argv[:worker] + [TASKS[plan.task].module] + plan.argv[worker + 2:]
         raw_times.append(timed(raw, raw_cpu, env=plan.env))  # the same environment bgeft gives its worker
-        ours = [sys.executable, "-m", "bgeft.cli", "train", args.recipe, *overrides,
+        ours = [sys.executable, "-m", "bgeft.cli.main", "train", args.recipe, *overrides,
                 f"training.output_dir={tmp / f'ours{i}'}"]
         ours_times.append(timed(ours, ours_cpu))
         print(f"run {i + 1}: raw FlagEmbedding {raw_times[-1]:.1f} s wall / {raw_cpu[-1]:.1f} s CPU, "
@@ -78,7 +78,7 @@ def main() -> int:
           "(less sensitive to other load on the machine than wall time)")
 
     for verb in (["--help"], ["ls"], ["validate", args.recipe]):
-        runs = [timed([sys.executable, "-m", "bgeft.cli", *verb]) for _ in range(5)]
+        runs = [timed([sys.executable, "-m", "bgeft.cli.main", *verb]) for _ in range(5)]
         print(f"`bgeft {verb[0]}` start-up: median {statistics.median(runs) * 1000:.0f} ms")
     baseline = [timed([sys.executable, "-c", "pass"]) for _ in range(5)]
     print(f"(bare `python -c pass`: median {statistics.median(baseline) * 1000:.0f} ms)")

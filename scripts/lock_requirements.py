@@ -140,11 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             current = {n: v for n, (v, _) in read_lock(lock_path(pins)).items()} if lock_path(pins).is_file() else {}
             diff = sorted(set(versions.items()) ^ set(current.items()))
-            print(f"{lock_path(pins)}: {'up to date' if not diff else 'STALE: ' + ', '.join(f'{n}=={v}' for n, v in diff)}")
+            state = "up to date" if not diff else "STALE: " + ", ".join(f"{n}=={v}" for n, v in diff)
+            print(f"{lock_path(pins)}: {state}")
             failed |= bool(diff)
             continue
         with ThreadPoolExecutor(8) as pool:
-            found = dict(zip(versions, pool.map(lambda n: published_hashes(args.index, n, versions[n]), versions)))
+            found = dict(zip(versions, pool.map(lambda n, v=versions: published_hashes(args.index, n, v[n]), versions)))
         lock_path(pins).write_text(render(pins, versions, found), encoding="utf-8")
         print(f"{lock_path(pins)}: {len(versions)} releases, {sum(map(len, found.values()))} hashes from {args.index}")
     return 1 if failed else 0

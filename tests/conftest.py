@@ -65,7 +65,7 @@ def example_data() -> Path:
 
 @pytest.fixture(scope="session")
 def demo_model(tmp_path_factory) -> Path:
-    from bgeft.demo_model import build_demo_model
+    from bgeft.models.demo import build_demo_model
 
     return build_demo_model(tmp_path_factory.mktemp("models") / "minilm-m3")
 
@@ -78,7 +78,7 @@ def tiny_xlmr(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def run_cli(capsys):
-    from bgeft.cli import main
+    from bgeft.cli.main import main
 
     def _run(*argv: str) -> tuple[int, str, str]:
         try:

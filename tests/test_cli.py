@@ -61,7 +61,11 @@ def test_dry_run_prints_the_plan_without_touching_output_dir(run_cli, tmp_path, 
     code, out, err = run_cli("train", REPO / "recipes" / "demo_cpu_reranker.yaml", "--dry-run",
                              f"model.model_name_or_path={demo_model}", f"training.output_dir={out_dir}")
     assert code == 0, err
-    assert "-m bgeft.worker reranker.base" in out and "--use_cpu True" in out and "--dataloader_drop_last True" in out
+    assert (
+        "-m bgeft.train.worker reranker.base" in out
+        and "--use_cpu True" in out
+        and "--dataloader_drop_last True" in out
+    )
     assert not out_dir.exists()
 
 
@@ -89,11 +93,11 @@ def test_demo_model_is_m3_ready_and_idempotent(run_cli, tmp_path):
 
 
 def test_help_ls_and_cat_do_not_import_torch():
-    code = ("import sys; from bgeft.cli import main; [main(a) for a in (['ls'], ['cat', 'demo_cpu_m3'])];"
+    code = ("import sys; from bgeft.cli.main import main; [main(a) for a in (['ls'], ['cat', 'demo_cpu_m3'])];"
             " print('torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "False False"
-    result = subprocess.run([sys.executable, "-m", "bgeft.cli", "--help"], capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "bgeft.cli.main", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "train" in result.stdout and "pipeline" in result.stdout
 
 

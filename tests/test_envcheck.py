@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from packaging.requirements import Requirement
 
-from bgeft import envcheck, schema
+from bgeft.config import fe_fields as schema
+from bgeft.train import envcheck
 
 REPO = Path(__file__).resolve().parent.parent
 GONE = "transformers.modeling_attn_mask_utils"
@@ -39,7 +40,9 @@ def test_transformers_bound_excludes_the_release_that_breaks_flagembedding():
 @pytest.mark.parametrize("image", ["cpu", "cuda", "npu"], ids=["cpu-pins", "cuda-pins", "ascend-pins"])
 def test_tested_versions_cover_every_pinned_install(image):
     for dist, version in _pins(image).items():
-        assert not envcheck.untested(dist, version), f"requirements/{image}.txt pins {dist}=={version}: add it to TESTED"
+        assert not envcheck.untested(dist, version), (
+            f"requirements/{image}.txt pins {dist}=={version}: add it to TESTED"
+        )
 
 
 def test_untested_versions_are_named():

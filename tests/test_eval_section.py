@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bgeft import eval_section
-from bgeft import recipe as recipes
+from bgeft.config import eval_section
+from bgeft.config import recipe as recipes
 from bgeft.errors import UserError
-from bgeft.launch import Device, make_plan
+from bgeft.train.launch import Device, make_plan
 
 REPO = Path(__file__).resolve().parent.parent
 DEV = REPO / "example_data" / "eval"

@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from bgeft import recipe as recipes
+from bgeft.config import recipe as recipes
 from bgeft.errors import UserError
-from bgeft.launch import Device, NodeLayout, make_plan, node_layout
+from bgeft.train.launch import Device, NodeLayout, make_plan, node_layout
 
 CPU = Device("cpu", 1, True, "cpu")
 A100x8 = Device("cuda", 8, True, "NVIDIA A100-SXM4-80GB")
@@ -46,7 +46,7 @@ def tail(tmp):
 
 def test_cpu_single_process(make):
     plan = make_plan(make(), CPU, env={}, python=PY)
-    assert plan.argv == [PY, "-m", "bgeft.worker", "embedder.m3", *tail(make.tmp),
+    assert plan.argv == [PY, "-m", "bgeft.train.worker", "embedder.m3", *tail(make.tmp),
                          "--bf16", "False", "--fp16", "False", "--use_cpu", "True"]
     assert plan.env == {"TOKENIZERS_PARALLELISM": "false"}
     assert plan.world_size == 1
@@ -56,14 +56,14 @@ def test_cuda_auto_uses_every_gpu_with_bf16_and_deepspeed(make):
     plan = make_plan(make("nproc_per_node: auto, deepspeed: zero2.json", "negatives_cross_device: true"),
                      A100x8, env={}, python=PY)
     assert plan.argv == [PY, "-m", "torch.distributed.run", "--nproc_per_node", "8", "--standalone",
-                         "-m", "bgeft.worker", "embedder.m3", *tail(make.tmp), "--negatives_cross_device", "True",
+                         "-m", "bgeft.train.worker", "embedder.m3", *tail(make.tmp), "--negatives_cross_device", "True",
                          "--bf16", "True", "--fp16", "False", "--deepspeed", str(make.tmp / "zero2.json")]
 
 
 def test_deepspeed_on_one_process_still_goes_through_torchrun(make):
     plan = make_plan(make("deepspeed: zero2.json"), CPU, env={}, python=PY)
     assert plan.argv[:8] == [PY, "-m", "torch.distributed.run", "--nproc_per_node", "1", "--standalone",
-                             "-m", "bgeft.worker"]
+                             "-m", "bgeft.train.worker"]
 
 
 def test_cuda_without_bf16_falls_back_to_fp16(make):
@@ -83,7 +83,10 @@ def test_fp16_on_cpu_and_wrong_device_fail(make):
         make_plan(make("device: cuda", "fp16: true"), CPU, env={}, python=PY)
     msg = str(exc.value)
     assert msg.startswith("2 problem(s) launching")
-    assert "launch.device is 'cuda' but this machine has cpu (cpu); set launch.device: auto or run on a cuda machine" in msg
+    assert (
+        "launch.device is 'cuda' but this machine has cpu (cpu); set launch.device: auto or run on a cuda machine"
+        in msg
+    )
     assert "fp16 needs a CUDA GPU or an Ascend NPU, and this machine has neither" in msg
 
 
@@ -126,7 +129,12 @@ MULTI = ["--nnodes", "4", "--node_rank", "2", "--master_addr", "job-0.job", "--m
 def test_multi_node_env_mappings(make, env):
     plan = make_plan(make(), A100x8, env=env, python=PY)
     assert plan.argv[:5 + len(MULTI)] == [PY, "-m", "torch.distributed.run", "--nproc_per_node", "8", *MULTI]
-    assert plan.argv[5 + len(MULTI):5 + len(MULTI) + 4] == ["-m", "bgeft.worker", "embedder.m3", "--model_name_or_path"]
+    assert plan.argv[5 + len(MULTI) : 5 + len(MULTI) + 4] == [
+        "-m",
+        "bgeft.train.worker",
+        "embedder.m3",
+        "--model_name_or_path",
+    ]
     assert plan.world_size == 32
 
 
@@ -139,7 +147,7 @@ def test_kubeflow_nproc_auto_means_every_visible_device(make):
     plan = make_plan(make(), A100x8, env={"PET_NPROC_PER_NODE": "auto", "PET_NNODES": "2", "PET_NODE_RANK": "1",
                                           "PET_MASTER_ADDR": "m", "PET_MASTER_PORT": "23456"}, python=PY)
     assert plan.argv[3:15] == ["--nproc_per_node", "8", "--nnodes", "2", "--node_rank", "1", "--master_addr", "m",
-                               "--master_port", "23456", "-m", "bgeft.worker"]
+                               "--master_port", "23456", "-m", "bgeft.train.worker"]
 
 
 def test_bad_node_env_messages():
@@ -159,4 +167,7 @@ def test_resume_adds_the_checkpoint(make, tmp_path):
 
 def test_render_is_a_copy_pasteable_command(make):
     text = make_plan(make(), CPU, env={}, python=PY).render()
-    assert f"  TOKENIZERS_PARALLELISM=false {PY} -m bgeft.worker embedder.m3 --model_name_or_path BAAI/bge-m3" in text
+    assert (
+        f"  TOKENIZERS_PARALLELISM=false {PY} -m bgeft.train.worker embedder.m3 --model_name_or_path BAAI/bge-m3"
+        in text
+    )

@@ -24,10 +24,18 @@ def test_wheel_contents(tmp_path):
                     str(tmp_path), str(REPO)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("bgeft-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {"bgeft/schema_snapshot.json", "bgeft/recipes/bge-m3_unified.yaml", "bgeft/ds_configs/zero3.json",
-                "bgeft/example_data/retrieval/train.jsonl", "bgeft/example_data/eval/qrels/test.tsv",
-                "bgeft/example_data/book/river_town.txt", "bgeft/pipelines/demo_cpu.yaml",
-                "bgeft/pipeline_stages/__init__.py", "bgeft/data/cli.py", "bgeft/eval/cli.py"}
+    expected = {
+        "bgeft/config/fe_fields_snapshot.json",
+        "bgeft/recipes/bge-m3_unified.yaml",
+        "bgeft/ds_configs/zero3.json",
+        "bgeft/example_data/retrieval/train.jsonl",
+        "bgeft/example_data/eval/qrels/test.tsv",
+        "bgeft/example_data/book/river_town.txt",
+        "bgeft/pipelines/demo_cpu.yaml",
+        "bgeft/pipeline/stages/__init__.py",
+        "bgeft/cli/data.py",
+        "bgeft/cli/eval.py",
+    }
     assert expected <= names, sorted(expected - names)
     recipes = {n for n in names if n.startswith("bgeft/recipes/")}
     assert len(recipes) == len(list((REPO / "recipes").glob("*.yaml")))

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bgeft import recipe as recipes
+from bgeft.config import recipe as recipes
+from bgeft.config.fe_fields import live_schema, load_schema
 from bgeft.errors import UserError
-from bgeft.schema import live_schema, load_schema
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((REPO / "recipes").glob("*.yaml"))
@@ -45,7 +45,9 @@ def test_every_shipped_recipe_validates_and_opens_with_its_command(path):
     checked = recipes.validate(recipes.load(path))
     assert checked.data["task"]
     lines = path.read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith("# ") and any("bgeft " in line for line in lines[:4]), "recipe must open with its command"
+    assert lines[0].startswith("# ") and any("bgeft " in line for line in lines[:4]), (
+        "recipe must open with its command"
+    )
 
 
 def test_shipped_recipe_list_is_not_empty():
@@ -54,7 +56,7 @@ def test_shipped_recipe_list_is_not_empty():
 
 def test_schema_snapshot_matches_live_dataclasses():
     snap, from_snapshot = load_schema()
-    assert from_snapshot, "schema_snapshot.json is stale: run `python -m bgeft.schema`"
+    assert from_snapshot, "schema_snapshot.json is stale: run `python -m bgeft.config.fe_fields`"
     assert snap == live_schema()
 
 
@@ -86,7 +88,9 @@ def test_overrides_set_delete_and_resolve_against_cwd(tmp_path, data_file, monke
 @pytest.mark.parametrize("override", ["learning_rate=1", "training.=1", "training.lr", "a.b.c=1", "~training.x=1"])
 def test_bad_override_syntax(tmp_path, data_file, override):
     path = write(tmp_path, GOOD.format(data=data_file))
-    with pytest.raises(UserError, match=rf"override '{override}': expected section.key=value \(or ~section.key to delete\)"):
+    with pytest.raises(
+        UserError, match=rf"override '{override}': expected section.key=value \(or ~section.key to delete\)"
+    ):
         recipes.apply_overrides(recipes.load(path), [override])
 
 
@@ -132,7 +136,9 @@ def test_all_problems_are_reported_together(tmp_path):
 
 def test_self_distill_needs_unified_finetuning(tmp_path, data_file):
     path = write(tmp_path, GOOD.format(data=data_file) + "  use_self_distill: true\n")
-    with pytest.raises(UserError, match=r"r.yaml:9: training.use_self_distill: needs training.unified_finetuning: true"):
+    with pytest.raises(
+        UserError, match=r"r.yaml:9: training.use_self_distill: needs training.unified_finetuning: true"
+    ):
         recipes.validate(recipes.load(path))
 
 
@@ -156,7 +162,9 @@ def test_missing_deepspeed_config_and_bad_launch_values(tmp_path, data_file):
     with pytest.raises(UserError) as exc:
         recipes.validate(recipes.load(path))
     msg = str(exc.value)
-    assert f"{path}:10: launch.deepspeed: {tmp_path / 'nope.json'} does not exist; use one of ds_configs/zero*.json" in msg
+    assert (
+        f"{path}:10: launch.deepspeed: {tmp_path / 'nope.json'} does not exist; use one of ds_configs/zero*.json" in msg
+    )
     assert "launch.nproc_per_node: expected int or 'auto' (all visible GPUs/NPUs; 1 on CPU), got 0" in msg
     assert "launch.device: expected auto | cuda | npu | cpu, got 'tpu'" in msg
     assert "launch.precison: unknown key (did you mean precision?)" in msg
@@ -178,7 +186,9 @@ def test_yaml_no_for_a_strategy_is_the_string_no(tmp_path, data_file):
     checked = recipes.validate(recipes.load(path))
     assert checked.section("training")["save_strategy"] == "no"
     path = write(tmp_path, GOOD.format(data=data_file) + "  save_strategy: sometimes\n")
-    with pytest.raises(UserError, match=r"r.yaml:9: training.save_strategy: 'sometimes' is not one of no, steps, epoch, best"):
+    with pytest.raises(
+        UserError, match=r"r.yaml:9: training.save_strategy: 'sometimes' is not one of no, steps, epoch, best"
+    ):
         recipes.validate(recipes.load(path))
 
 
@@ -189,7 +199,8 @@ def test_to_argv_lists_bools_and_skips_none():
 
 def test_validate_does_not_import_torch(tmp_path):
     import subprocess
-    code = ("import sys; from bgeft.cli import main; rc = main(['validate', %r]); "
-            "print('torch' in sys.modules, rc)") % str(REPO / "recipes" / "bge-m3_unified.yaml")
+    recipe = str(REPO / "recipes" / "bge-m3_unified.yaml")
+    code = (f"import sys; from bgeft.cli.main import main; rc = main(['validate', {recipe!r}]); "
+            "print('torch' in sys.modules, rc)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False 0")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bgeft import drift
 from bgeft.errors import UserError
-from bgeft.launch import Device
-from bgeft.reproduce import compare_curves, launch_overrides
+from bgeft.train import drift
+from bgeft.train.launch import Device
+from bgeft.train.reproduce import compare_curves, launch_overrides
 from tests.test_train_integration import REPO, RETRIEVAL, bgeft
 
 DEMO = REPO / "recipes" / "demo_cpu_m3.yaml"
@@ -56,8 +56,8 @@ def test_reproduce_check_gives_zero_difference(tmp_path, tiny_xlmr, launch):
 
 def _recorded_run(tmp_path, model, data) -> Path:
     """A run directory holding the manifest `bgeft train` writes before training (no training)."""
-    from bgeft.runs import write_manifest
-    from bgeft.train_cmd import plan_for
+    from bgeft.train.api import plan_for
+    from bgeft.train.rundir import write_manifest
 
     out = tmp_path / "run"
     recipe, plan = plan_for(str(DEMO), demo_overrides(out, model, data))
@@ -66,7 +66,7 @@ def _recorded_run(tmp_path, model, data) -> Path:
 
 
 def test_an_edited_training_row_refuses_naming_the_file_and_both_hashes(tmp_path, tiny_xlmr, run_cli):
-    from bgeft.runs import sha256_file
+    from bgeft.train.rundir import sha256_file
 
     data = tmp_path / "train.jsonl"
     shutil.copy(RETRIEVAL, data)
@@ -168,8 +168,8 @@ def test_compare_curves_reports_the_largest_difference():
 
 
 def test_deterministic_switch_sets_what_each_device_needs(tmp_path):
-    from bgeft import recipe as recipes
-    from bgeft.launch import make_plan
+    from bgeft.config import recipe as recipes
+    from bgeft.train.launch import make_plan
 
     r = recipes.validate(recipes.apply_overrides(recipes.load(DEMO), [f"training.output_dir={tmp_path}",
                                                                       "launch.deterministic=true"]))
@@ -185,14 +185,14 @@ def test_deterministic_switch_sets_what_each_device_needs(tmp_path):
 
 
 def test_deterministic_must_be_a_boolean(tmp_path):
-    from bgeft import recipe as recipes
+    from bgeft.config import recipe as recipes
 
     with pytest.raises(UserError, match=r"launch.deterministic: expected true \| false .*, got 'always'"):
         recipes.validate(recipes.apply_overrides(recipes.load(DEMO), ["launch.deterministic=always"]))
 
 
 def test_environment_records_the_image_record_inside_an_image(tmp_path, monkeypatch):
-    from bgeft import envrecord
+    from bgeft.train import envrecord
 
     image = {"flavor": "cuda", "base_image": "pytorch/pytorch:2.13.0-cuda12.6-cudnn9-devel@sha256:" + "a" * 64,
              "base_digest": "sha256:" + "a" * 64, "version": "0.1.0", "revision": "b" * 40,

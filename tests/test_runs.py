@@ -1,13 +1,11 @@
 """Run directories: refusal, resume lookup, overwrite, redaction and log masking (no training)."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
+from bgeft.config.redaction import Masker, redact, secret_values
 from bgeft.errors import UserError
-from bgeft.redaction import Masker, redact, secret_values
-from bgeft.runs import checkpoints, prepare_output_dir
+from bgeft.train.rundir import checkpoints, prepare_output_dir
 
 
 def test_empty_or_missing_output_dir_starts_fresh(tmp_path):

@@ -31,14 +31,15 @@ def small_dev_set(dest: Path, n_queries: int = 8, n_other: int = 8) -> Path:
     (dest / "corpus.jsonl").write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), "utf-8")
     (dest / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in queries
                                                 if q["_id"] in keep_q), "utf-8")
-    (dest / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in rows),
-                                             "utf-8")
+    (dest / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join("\t".join(r) + "\n" for r in rows), "utf-8"
+    )
     return dest
 
 
 def write_recipe(tmp_path: Path, model: Path, task: str = "embedder.base", launch: str = "{}", steps: int = 3,
                  training: str = "", eval_extra: str = "") -> Path:
-    dev = small_dev_set(tmp_path / "dev")
+    small_dev_set(tmp_path / "dev")
     data = (f"{{train_data: [{RERANKER}], train_group_size: 4, query_max_len: 16, passage_max_len: 48, max_len: 64}}"
             if task.startswith("reranker") else
             f"{{train_data: [{RETRIEVAL}], train_group_size: 2, query_max_len: 16, passage_max_len: 48}}")

@@ -51,14 +51,14 @@ def write_recipe(tmp_path: Path, task: str, model: Path, *, steps: int = 2, save
 
 def bgeft(*args, timeout=600, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run([sys.executable, "-m", "bgeft.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bgeft.cli.main", *map(str, args)], capture_output=True, text=True,
                           timeout=timeout, env=env, **kwargs)
 
 
 def start_training(recipe: Path, until, **popen) -> subprocess.Popen:
     """Start `bgeft train` in the background and return once ``until()`` holds (or the run ended)."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli", "train", str(recipe)], env=env, **popen)
+    proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli.main", "train", str(recipe)], env=env, **popen)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and not until():
         time.sleep(0.1)
@@ -120,7 +120,7 @@ def test_train_loads_and_changes_weights(task, model_name, request, tmp_path):
 
 
 def test_manifest_and_model_card(tmp_path, tiny_xlmr):
-    from bgeft.runs import sha256_file
+    from bgeft.train.rundir import sha256_file
     result = bgeft("train", write_recipe(tmp_path, "embedder.m3", tiny_xlmr),
                    "model.token=hf_secret_value", "training.run_name=demo")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -128,7 +128,9 @@ def test_manifest_and_model_card(tmp_path, tiny_xlmr):
     run = (out / "bgeft_run.yaml").read_text()
     assert "task: embedder.m3" in run and "token: '***'" in run and "hf_secret_value" not in run
     command = (out / "command.txt").read_text()
-    assert "-m bgeft.worker embedder.m3" in command and "--token" not in command and "hf_secret_value" not in command
+    assert (
+        "-m bgeft.train.worker embedder.m3" in command and "--token" not in command and "hf_secret_value" not in command
+    )
     env = json.loads((out / "environment.json").read_text())
     assert env["train_data_sha256"] == {str(RETRIEVAL): sha256_file(RETRIEVAL)}
     assert env["packages"]["FlagEmbedding"] == "1.4.2" and env["device"]["kind"] == "cpu"
@@ -148,7 +150,9 @@ def test_refuses_a_non_empty_output_dir_and_overwrite_clears_it(tmp_path, tiny_x
             "made), or set training.output_dir=NEW_DIR") in result.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["old.txt"]  # nothing half-written
     result = bgeft("train", recipe, "--overwrite")  # not a run directory bgeft made: kept
-    assert result.returncode == 2 and "was not made by bgeft (no bgeft_run.yaml in it; it holds old.txt)" in result.stderr
+    assert (
+        result.returncode == 2 and "was not made by bgeft (no bgeft_run.yaml in it; it holds old.txt)" in result.stderr
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["old.txt"]
 
 
@@ -224,7 +228,7 @@ def test_two_process_torchrun_with_cross_device_negatives(tmp_path, tiny_xlmr):
     result = bgeft("train", recipe)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     command = (tmp_path / "out" / "command.txt").read_text()
-    assert "-m torch.distributed.run --nproc_per_node 2 --standalone -m bgeft.worker" in command
+    assert "-m torch.distributed.run --nproc_per_node 2 --standalone -m bgeft.train.worker" in command
     assert "--negatives_cross_device True" in command and "--ddp_backend gloo" in command
     assert all(math.isfinite(x) for x in logged_losses(tmp_path / "out"))
     check_loads("embedder.m3", tmp_path / "out")
@@ -232,11 +236,13 @@ def test_two_process_torchrun_with_cross_device_negatives(tmp_path, tiny_xlmr):
 
 @pytest.mark.slow
 def test_deepspeed_zero0(tmp_path, tiny_xlmr):
-    recipe = write_recipe(tmp_path, "embedder.base", tiny_xlmr, launch=f"deepspeed: {REPO / 'ds_configs' / 'zero0.json'}")
+    recipe = write_recipe(
+        tmp_path, "embedder.base", tiny_xlmr, launch=f"deepspeed: {REPO / 'ds_configs' / 'zero0.json'}"
+    )
     result = bgeft("train", recipe)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     command = (tmp_path / "out" / "command.txt").read_text()
-    assert "-m torch.distributed.run --nproc_per_node 1 --standalone -m bgeft.worker embedder.base" in command
+    assert "-m torch.distributed.run --nproc_per_node 1 --standalone -m bgeft.train.worker embedder.base" in command
     assert f"--deepspeed {REPO / 'ds_configs' / 'zero0.json'}" in command
     assert all(math.isfinite(x) for x in logged_losses(tmp_path / "out"))
     check_loads("embedder.base", tmp_path / "out")

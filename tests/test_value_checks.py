@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from bgeft import recipe as recipes
+from bgeft.config import recipe as recipes
 from bgeft.errors import UserError
 
 EMBEDDER = """\

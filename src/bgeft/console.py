@@ -219,7 +219,7 @@ def capture(log_path: str | Path | None):
 
 
 def _after(log_path: Path, failure: BaseException | None, temporary: bool) -> None:
-    from .errors import UserError
+    from bgeft.errors import UserError
 
     expected = failure is None or isinstance(failure, (UserError, KeyboardInterrupt, SystemExit))
     if not expected:

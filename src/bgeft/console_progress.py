@@ -27,7 +27,7 @@ import re
 import sys
 import time
 
-from .console import ANSI, say, settings, stream, translate
+from bgeft.console import ANSI, say, settings, stream, translate
 
 
 def interactive() -> bool:
@@ -171,12 +171,12 @@ def trainer_callback():
     from transformers import TrainerCallback
 
     class ConsoleCallback(TrainerCallback):
-        def on_train_begin(self, args, state, control, **kwargs):  # noqa: ARG002
+        def on_train_begin(self, args, state, control, **kwargs):
             if state.is_world_process_zero:   # after a resume global_step is the checkpoint's
                 print(f"bgeft.train: step {state.global_step}/{state.max_steps}", flush=True)
             return control
 
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ARG002
+        def on_log(self, args, state, control, logs=None, **kwargs):
             if not state.is_world_process_zero or not logs or "loss" not in logs:
                 return control
             fields = [f"loss={float(logs['loss']):.4g}"]

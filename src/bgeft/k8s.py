@@ -1,4 +1,5 @@
-"""``bgeft k8s``: Kubernetes manifests for one recipe, ready for ``kubectl apply -f``.
+"""Kubernetes manifests for one recipe, ready for ``kubectl apply -f`` (``bgeft k8s``; its arguments are in
+``bgeft.cli.k8s``).
 
     bgeft k8s my_recipe.yaml --image registry.example.com/ml/bgeft:TAG --storage | kubectl apply -f -   # once
     bgeft k8s my_recipe.yaml --image registry.example.com/ml/bgeft:TAG --nodes 4 --name run-a | kubectl apply -f -
@@ -15,14 +16,11 @@ from __future__ import annotations
 import argparse
 import copy
 import re
-import sys
 from pathlib import Path
 
-import yaml
-
-from . import recipe as recipes
-from .errors import UserError
-from .launch import STOP_GRACE_SECONDS
+from bgeft.config import recipe as recipes
+from bgeft.errors import UserError
+from bgeft.train.launch import STOP_GRACE_SECONDS
 
 LABELS = {"app.kubernetes.io/name": "bgeft", "app.kubernetes.io/part-of": "bgeft"}
 RESOURCE = {"gpu": "nvidia.com/gpu", "npu": "huawei.com/Ascend910"}
@@ -40,46 +38,6 @@ NAME_RE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 MAX_NAME = 63 - len("-workers")
 SECRET_KEYS = (("model", "token"), ("training", "hub_token"))
 CLUSTER_PATHS = (": data.train_data: ", ": launch.deepspeed: ")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="bgeft k8s", description=__doc__.split("\n\n")[0])
-    p.add_argument("recipe", help="the recipe to train (relative paths resolve from /workspace/job: "
-                                  "../data = data PVC, ../outputs = outputs PVC)")
-    p.add_argument("--image", required=True, help="the pushed bgeft image, e.g. REGISTRY/bgeft:TAG")
-    p.add_argument("--nodes", type=int, default=1, help="number of nodes (default 1)")
-    p.add_argument("--per-node", type=int, help="GPUs/NPUs per node (default 1 for one GPU node, else 8)")
-    p.add_argument("--device", choices=["gpu", "npu"], default="gpu")
-    p.add_argument("--operator", choices=["indexed", "pytorchjob"], default="indexed",
-                   help="several nodes: an Indexed Job + headless Service (no operator), or a Kubeflow PyTorchJob")
-    p.add_argument("--name", help="job name, a DNS label (default bgeft-single-gpu / bgeft-multi-node / "
-                                  "bgeft-pytorchjob / bgeft-npu); every object the job owns carries it")
-    p.add_argument("--namespace", help="namespace (default bgeft, bgeft-multi, bgeft-pytorchjob or bgeft-npu, "
-                                       "as the k8s/ directories)")
-    p.add_argument("--secret", metavar="NAME", help="a Secret holding HF_TOKEN (kubectl create secret generic NAME "
-                                                    "--from-literal=HF_TOKEN=...), given to the trainer as HF_TOKEN")
-    p.add_argument("--storage", action="store_true",
-                   help="print the namespace, NetworkPolicy and PVCs instead of the job (apply once)")
-    p.add_argument("--ascend-gid", type=int, default=1000, help="gid of HwHiAiUser on the NPU nodes")
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    return p
-
-
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    if args.output:
-        from .safety import check_output
-
-        check_output(args.output, inputs=[args.recipe])
-    docs = render(args)
-    text = yaml.safe_dump_all(docs, sort_keys=False, width=1000)
-    if args.output:
-        from .io import atomic_write_text
-
-        atomic_write_text(args.output, text)
-    else:
-        sys.stdout.write(text)
-    return 0
 
 
 def load_recipe(path: str, overrides: list[str]) -> tuple[str, recipes.Recipe]:

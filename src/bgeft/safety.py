@@ -26,8 +26,8 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import UserError
-from .io import atomic_write_text
+from bgeft.errors import UserError
+from bgeft.io import atomic_write_text
 
 INVENTORY = ".bgeft-owned.json"
 TRASH_PREFIX = ".bgeft-trash-"

@@ -42,14 +42,20 @@ def debian_mirror() -> str:
     """The Debian mirror this host's apt uses (deb822 or one-line sources), deb.debian.org otherwise."""
     for path in sorted(Path("/etc/apt").glob("sources.list.d/*.sources")) + [Path("/etc/apt/sources.list")]:
         text = path.read_text(errors="replace") if path.is_file() else ""
-        for uri in re.findall(r"^URIs:\s*(\S+)", text, flags=re.M) + re.findall(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)", text, flags=re.M):
+        for uri in re.findall(r"^URIs:\s*(\S+)", text, flags=re.M) + re.findall(
+            r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)", text, flags=re.M
+        ):
             if uri.rstrip("/").endswith("/debian"):
                 return uri
     return "http://deb.debian.org/debian"
 
 
 def ca_bundle() -> Path:
-    for candidate in (os.environ.get("PIP_CERT"), os.environ.get("SSL_CERT_FILE"), "/etc/ssl/certs/ca-certificates.crt"):
+    for candidate in (
+        os.environ.get("PIP_CERT"),
+        os.environ.get("SSL_CERT_FILE"),
+        "/etc/ssl/certs/ca-certificates.crt",
+    ):
         if candidate and Path(candidate).is_file():
             return Path(candidate)
     raise RuntimeError("no CA bundle found (PIP_CERT, SSL_CERT_FILE, /etc/ssl/certs/ca-certificates.crt)")

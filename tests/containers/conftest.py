@@ -80,8 +80,12 @@ def checkout(tmp_path) -> Path:
 
 
 def default_tag(root: Path) -> str:
-    res = subprocess.run(["bash", "-c", 'ROOT="$1"; PROG=t; source "$1/scripts/docker_common.sh"; cuda_tag', "-", str(root)],
-                         capture_output=True, text=True, check=True)
+    res = subprocess.run(
+        ["bash", "-c", 'ROOT="$1"; PROG=t; source "$1/scripts/docker_common.sh"; cuda_tag', "-", str(root)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return res.stdout.strip()
 
 
@@ -123,7 +127,9 @@ def image(engine, tmp_path_factory) -> dict:
     return {"tag": IMAGE, "default_tag": tag, "log": log, "base": base}
 
 
-def run_script(engine: Engine, args: list[str], cwd: Path, timeout: float = 900, **kwargs) -> subprocess.CompletedProcess:
+def run_script(
+    engine: Engine, args: list[str], cwd: Path, timeout: float = 900, **kwargs
+) -> subprocess.CompletedProcess:
     """A host script (run_docker_training.sh, docker_quick_start.sh) talking to the private daemon."""
     env = dict(engine.env, HF_HUB_OFFLINE="1")
     env.update(kwargs.pop("env", {}))

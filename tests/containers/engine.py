@@ -57,7 +57,7 @@ class Engine:
         self.memlock_capped: int | None = None
 
     @classmethod
-    def attach(cls, socket: Path) -> "Engine":
+    def attach(cls, socket: Path) -> Engine:
         """A daemon already running on SOCKET (left running at the end)."""
         if socket.resolve() == Path("/var/run/docker.sock").resolve():
             raise RuntimeError("the suite never uses the host's default docker socket")

@@ -124,8 +124,10 @@ def test_relevance_threshold_on_converted_graded_qrels(run_cli, tmp_path, demo_m
         assert code == 0, err
         results[level] = json.loads((tmp_path / f"t{level}" / "metrics.json").read_text(encoding="utf-8"))
         assert results[level]["settings"]["relevance_threshold"] == level
-        assert (f"- Relevance: a document counts as relevant for recall, precision, MAP, MRR and success when its "
-                f"grade is >= {level}; nDCG uses the graded values") in (tmp_path / f"t{level}" / "report.md").read_text()
+        assert (
+            f"- Relevance: a document counts as relevant for recall, precision, MAP, MRR and success when its "
+            f"grade is >= {level}; nDCG uses the graded values"
+        ) in (tmp_path / f"t{level}" / "report.md").read_text()
     one, two = (results[level]["results"]["dense"]["per_query"] for level in (1, 2))
     assert one["q1"]["ndcg@3"] == two["q1"]["ndcg@3"] and one["q2"]["ndcg@3"] == two["q2"]["ndcg@3"]
     assert one["q2"]["recall@3"] == 1 and two["q2"]["recall@3"] == 0  # q2's only grade is 1 < 2

@@ -8,7 +8,11 @@ import pytest
 from bgeft.data.io import atomic_writer, detect_encoding, open_text
 from bgeft.errors import UserError
 
-ROW = {"query": "渡口的第一班船几点开？", "pos": ["摆渡人每天清晨五点半开第一趟船。"], "neg": ["镇上的人靠打鱼和种橘子过日子。"]}
+ROW = {
+    "query": "渡口的第一班船几点开？",
+    "pos": ["摆渡人每天清晨五点半开第一趟船。"],
+    "neg": ["镇上的人靠打鱼和种橘子过日子。"],
+}
 CSV = "query,pos,neg\n渡口的第一班船几点开？,摆渡人每天清晨五点半开第一趟船。,镇上的人靠打鱼和种橘子过日子。\n"
 
 

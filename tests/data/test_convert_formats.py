@@ -106,12 +106,20 @@ def test_dureader(tmp_path, run_cli):
 
 
 def test_dureader_retrieval(tmp_path, run_cli):
-    record = {"question_id": "q1", "question": "桥有多长？", "answer_paragraphs": [
-        {"paragraph_id": "p1", "paragraph_text": "新桥长一百八十六米。"}, {"paragraph_id": "p2", "paragraph_text": "桥宽九米。"}]}
+    record = {
+        "question_id": "q1",
+        "question": "桥有多长？",
+        "answer_paragraphs": [
+            {"paragraph_id": "p1", "paragraph_text": "新桥长一百八十六米。"},
+            {"paragraph_id": "p2", "paragraph_text": "桥宽九米。"},
+        ],
+    }
     src = write(tmp_path / "dureader_retrieval.jsonl", json.dumps(record, ensure_ascii=False) + "\n")
     out = convert(run_cli, src, "-o", tmp_path / "out.jsonl")
     assert "detected JSONL, dureader records" in out
-    assert rows(tmp_path / "out.jsonl") == [{"query": "桥有多长？", "pos": ["新桥长一百八十六米。", "桥宽九米。"], "neg": []}]
+    assert rows(tmp_path / "out.jsonl") == [
+        {"query": "桥有多长？", "pos": ["新桥长一百八十六米。", "桥宽九米。"], "neg": []}
+    ]
 
 
 def test_squad(tmp_path, run_cli):
@@ -195,21 +203,27 @@ def test_sts_pairs(tmp_path, run_cli):
                                             "Tea is sold here.", "The river floods."])
 
 
-LABELLED = [("明天有雨", "天气"), ("主队赢了", "体育"), ("台风要来了", "天气"), ("新球场开放", "体育"), ("面馆开张", "美食")]
+LABELLED = [
+    ("明天有雨", "天气"),
+    ("主队赢了", "体育"),
+    ("台风要来了", "天气"),
+    ("新球场开放", "体育"),
+    ("面馆开张", "美食"),
+]
 
 
 def test_classification_labels_become_pos_and_neg(tmp_path, run_cli):
-    src = write(tmp_path / "labels.csv", "text,label\n" + "".join(f"{t},{l}\n" for t, l in LABELLED))
+    src = write(tmp_path / "labels.csv", "text,label\n" + "".join(f"{t},{lab}\n" for t, lab in LABELLED))
     out = convert(run_cli, src, "-o", tmp_path / "cls-no_in_batch_neg.jsonl", "--prompt", "Classify the text.")
     assert "classification records (text/label; --format classification|clustering chooses)" in out
     assert rows(tmp_path / "cls-no_in_batch_neg.jsonl") == [
-        {"query": t, "pos": [l], "neg": [x for x in ("天气", "体育", "美食") if x != l],
-         "prompt": "Classify the text.", "type": "symmetric_class"} for t, l in LABELLED]
+        {"query": t, "pos": [lab], "neg": [x for x in ("天气", "体育", "美食") if x != lab],
+         "prompt": "Classify the text.", "type": "symmetric_class"} for t, lab in LABELLED]
 
 
 def test_clustering_pos_is_another_text_of_the_label(tmp_path, run_cli):
-    src = write(tmp_path / "labels.jsonl", "".join(json.dumps({"text": t, "label": l}, ensure_ascii=False) + "\n"
-                                                   for t, l in LABELLED))
+    src = write(tmp_path / "labels.jsonl", "".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n"
+                                                   for t, lab in LABELLED))
     outdir = tmp_path / "topics-no_in_batch_neg"
     out = convert(run_cli, src, "-o", outdir / "train.jsonl", "--format", "clustering", "--negatives", "2")
     assert "skipped 1 clustering text whose label has no other text" in out
@@ -223,7 +237,7 @@ def test_clustering_pos_is_another_text_of_the_label(tmp_path, run_cli):
 
 
 def test_label_data_needs_a_no_in_batch_neg_output(tmp_path, run_cli):
-    src = write(tmp_path / "labels.csv", "text,label\n" + "".join(f"{t},{l}\n" for t, l in LABELLED))
+    src = write(tmp_path / "labels.csv", "text,label\n" + "".join(f"{t},{lab}\n" for t, lab in LABELLED))
     code, _, err = run_cli("data", "convert", str(src), "-o", str(tmp_path / "cls.jsonl"))
     assert code == 2
     assert "classification rows must train without in-batch negatives" in err

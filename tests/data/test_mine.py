@@ -6,9 +6,9 @@ import json
 import pytest
 
 from bgeft.data.mine import mine_negatives, parse_range
+from bgeft.errors import UserError
 from bgeft.models.embedder import Encoder, detect_pooling, is_m3_model
 from bgeft.models.index import bm25_tokens
-from bgeft.errors import UserError
 
 QUERY = "How tall is the old lighthouse on the northern cliff?"
 POS = "The old lighthouse on the northern cliff is forty meters tall and was built in 1890."

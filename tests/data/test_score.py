@@ -7,8 +7,8 @@ import math
 import pytest
 
 from bgeft.data.score import score_file
-from bgeft.models.reranker import Reranker
 from bgeft.errors import UserError
+from bgeft.models.reranker import Reranker
 
 
 @pytest.fixture(scope="module")

@@ -55,14 +55,16 @@ def test_knowledge_distillation_requires_scores(tmp_path):
                                                        "neg_scores": [1.0, -2]}])
     report = check_training_data([src], kd_required=True)
     assert report.errors == [
-        f"{src}:1: pos_scores: missing (knowledge_distillation needs teacher scores on every row; run bgeft data score)",
-        f"{src}:1: neg_scores: missing (knowledge_distillation needs teacher scores on every row; run bgeft data score)",
+        f"{src}:1: {key}: missing (knowledge_distillation needs teacher scores on every row; run bgeft data score)"
+        for key in ("pos_scores", "neg_scores")
     ]
     assert check_training_data([src]).ok  # without distillation FlagEmbedding drops the score columns
 
 
 def test_prompt_on_some_rows_only_is_an_error(tmp_path):
-    src = write_rows(tmp_path / "train.jsonl", [GOOD, {**GOOD, "query": "q", "prompt": "Find it."}, {**GOOD, "query": "r"}])
+    src = write_rows(
+        tmp_path / "train.jsonl", [GOOD, {**GOOD, "query": "q", "prompt": "Find it."}, {**GOOD, "query": "r"}]
+    )
     assert check_training_data([src]).errors == [
         f"{src}:1: prompt: missing on 2 of 3 rows but set on the others (FlagEmbedding would use None as their "
         "prompt); set it on every row or none"]
@@ -131,7 +133,10 @@ def test_cli_strict_and_fix(tmp_path, run_cli):
     code, out, _ = run_cli("data", "validate", str(src), "--fix", str(fixed))
     assert code == 0
     assert f"wrote 2 valid row(s) to {fixed}; dropped 2 (1 pos: empty list; 1 row: duplicate)" in out
-    assert [json.loads(line) for line in fixed.read_text(encoding="utf-8").splitlines()] == [GOOD, {**GOOD, "query": "q2"}]
+    assert [json.loads(line) for line in fixed.read_text(encoding="utf-8").splitlines()] == [
+        GOOD,
+        {**GOOD, "query": "q2"},
+    ]
     code, out, _ = run_cli("data", "validate", str(fixed), "--strict")
     assert code == 0
 
@@ -187,12 +192,21 @@ def test_fix_skips_undecodable_lines_and_keeps_going(tmp_path):
     report = check_training_data([src], fix_out=fixed)
     assert report.errors == [f"{src}:2: invalid UTF-8 bytes at column 12 (byte ff); re-save the file as UTF-8 or "
                              "pass --encoding"]
-    assert [json.loads(line)["query"] for line in fixed.read_text(encoding="utf-8").splitlines()] == [GOOD["query"], "q2"]
+    assert [json.loads(line)["query"] for line in fixed.read_text(encoding="utf-8").splitlines()] == [
+        GOOD["query"],
+        "q2",
+    ]
 
 
 def test_one_type_per_file(tmp_path):
-    src = write_rows(tmp_path / "train.jsonl", [{**GOOD, "type": "normal"}, {**GOOD, "query": "q", "type": "symmetric_sts"},
-                                                {**GOOD, "query": "r", "type": "only_1neg"}])
+    src = write_rows(
+        tmp_path / "train.jsonl",
+        [
+            {**GOOD, "type": "normal"},
+            {**GOOD, "query": "q", "type": "symmetric_sts"},
+            {**GOOD, "query": "r", "type": "only_1neg"},
+        ],
+    )
     assert check_training_data([src]).errors == [
         f"{src}:2: type: 'symmetric_sts' but line 1 has 'normal'; FlagEmbedding asserts one type per batch and "
         "batches within a file: put each type in its own file"]

@@ -60,7 +60,7 @@ def restricted(spec: dict) -> list[str]:
         sc = c.get("securityContext") or {}
         if sc.get("allowPrivilegeEscalation") is not False:
             out.append(f"{where}: allowPrivilegeEscalation is not false (Privilege Escalation)")
-        if not (sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True):
+        if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
             out.append(f"{where}: runAsNonRoot is not true (Running as Non-root)")
         if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
             out.append(f"{where}: runAsUser 0 (Running as Non-root user)")

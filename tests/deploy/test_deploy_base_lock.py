@@ -89,11 +89,14 @@ def test_dry_run_resolves_but_writes_nothing(env):
 
 
 def test_dockerfiles_label_and_record_the_image():
-    for name, flavor, lock in (("Dockerfile", '"${DEVICE}"', '"${lock}"'), ("Dockerfile.npu", "npu", "requirements/npu.lock")):
+    for name, flavor, lock in (
+        ("Dockerfile", '"${DEVICE}"', '"${lock}"'),
+        ("Dockerfile.npu", "npu", "requirements/npu.lock"),
+    ):
         text = (REPO / name).read_text()
         for label in ("version", "revision", "source", "created", "base.digest"):
             assert f"org.opencontainers.image.{label}=" in text, (name, label)
-        assert f"--require-hashes" in text and f"-r {lock}" in text
+        assert "--require-hashes" in text and f"-r {lock}" in text
         assert f"scripts/image_record.py /etc/bgeft-image.json --flavor {flavor}" in text
         # FROM uses the pinned reference the launcher passes in
         assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)

@@ -9,8 +9,7 @@ import shutil
 import pytest
 import yaml
 
-from tests.deploy.tools import (OVERLAYS, REPO, cuda_tag, load_yaml, npu_tag, pod_templates, render,
-                                run, tool)
+from tests.deploy.tools import OVERLAYS, REPO, cuda_tag, load_yaml, npu_tag, pod_templates, render, run, tool
 
 PYTORCHJOB_SCHEMA = REPO / "tests" / "deploy" / "schemas" / "pytorchjob-v1.json"
 ACCELERATOR = {"single-gpu": ("nvidia.com/gpu", 1), "multi-node": ("nvidia.com/gpu", 8),

@@ -8,9 +8,10 @@ import re
 import pytest
 import yaml
 
-from bgeft import k8s
+from bgeft.cli import k8s as k8s_cli
 from bgeft.errors import UserError
 from tests.deploy.tools import REPO, pod_templates
+from tests.helpers.cli import call
 
 RECIPE = str(REPO / "k8s" / "base" / "recipe.yaml")
 ARGS = {
@@ -33,7 +34,7 @@ def _canonical(docs: list[dict]) -> dict[tuple[str, str], str]:
 
 def _bgeft_k8s(tmp_path, *args) -> list[dict]:
     out = tmp_path / "manifests.yaml"
-    assert k8s.main([*args, "-o", str(out)]) == 0
+    assert call(k8s_cli, [*args, "-o", str(out)]) == 0
     return [d for d in yaml.safe_load_all(out.read_text()) if d]
 
 
@@ -97,7 +98,7 @@ def _refused(tmp_path, *args, text=None):
     if text is not None:
         recipe.write_text(text)
     with pytest.raises(UserError) as info:
-        k8s.main([str(recipe) if text is not None else RECIPE, *args])
+        call(k8s_cli, [str(recipe) if text is not None else RECIPE, *args])
     return str(info.value)
 
 
@@ -117,9 +118,9 @@ def _refused(tmp_path, *args, text=None):
 def test_renderer_refuses_bad_recipes(tmp_path, text, message):
     assert message in _refused(tmp_path, "--image", "reg/bgeft:1", text=text)
     with pytest.raises(UserError, match=re.escape("cannot read the recipe")):
-        k8s.main([str(tmp_path / "missing.yaml"), "--image", "reg/bgeft:1"])
+        call(k8s_cli, [str(tmp_path / "missing.yaml"), "--image", "reg/bgeft:1"])
     with pytest.raises(UserError, match=re.escape("--nodes 0: use 1 or more")):
-        k8s.main([RECIPE, "--image", "reg/bgeft:1", "--nodes", "0"])
+        call(k8s_cli, [RECIPE, "--image", "reg/bgeft:1", "--nodes", "0"])
 
 
 @pytest.mark.parametrize("image", ["bgeft:0.1.0-cuda12.8-torch2.13.0", "bgeft", "--privileged", "a b/c:1"])
@@ -141,14 +142,14 @@ def test_job_names_must_be_dns_labels(tmp_path, name):
 def test_output_file(tmp_path):
     """Issue 9 item 17: -o into a missing directory is created; -o onto the recipe or a directory is refused."""
     out = tmp_path / "missing" / "dir" / "job.yaml"
-    assert k8s.main([RECIPE, "--image", "reg/bgeft:1", "-o", str(out)]) == 0
+    assert call(k8s_cli, [RECIPE, "--image", "reg/bgeft:1", "-o", str(out)]) == 0
     assert [d["kind"] for d in yaml.safe_load_all(out.read_text())] == ["ConfigMap", "Job"]
     recipe = tmp_path / "r.yaml"
     recipe.write_text((REPO / "k8s" / "base" / "recipe.yaml").read_text())
     with pytest.raises(UserError, match="is also an input"):
-        k8s.main([str(recipe), "--image", "reg/bgeft:1", "-o", str(recipe)])
+        call(k8s_cli, [str(recipe), "--image", "reg/bgeft:1", "-o", str(recipe)])
     with pytest.raises(UserError, match="is a directory; give an output file path"):
-        k8s.main([RECIPE, "--image", "reg/bgeft:1", "-o", str(tmp_path)])
+        call(k8s_cli, [RECIPE, "--image", "reg/bgeft:1", "-o", str(tmp_path)])
     assert recipe.read_text() == (REPO / "k8s" / "base" / "recipe.yaml").read_text()
 
 

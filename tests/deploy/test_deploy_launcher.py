@@ -241,7 +241,14 @@ def test_shell_runs_a_command_without_terminal_and_cpu_needs_no_gpu(env):
     res = launch(env, "shell", "--cpu", "--", "bgeft", "env", FAKE_DOCKER_RUNTIMES='{"runc":{}}')
     assert res.returncode == 0, res.stderr
     run = runs(env)[-1]
-    assert ["docker", *run] == base(env["root"]) + ["-e", "NVIDIA_VISIBLE_DEVICES=void", "--", cuda_tag(), "bgeft", "env"]
+    assert ["docker", *run] == base(env["root"]) + [
+        "-e",
+        "NVIDIA_VISIBLE_DEVICES=void",
+        "--",
+        cuda_tag(),
+        "bgeft",
+        "env",
+    ]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -264,19 +271,39 @@ def test_missing_image_is_built_first(env):
     assert f"image {cuda_tag()} not found locally: building it first" in dry.stderr
 
 
-@pytest.mark.parametrize("args, extra, message, code", [
-    (("multi",), {"PATH": "NO_DOCKER"}, "docker not found on PATH: install Docker Engine", 1),
-    (("multi",), {"FAKE_DOCKER_DAEMON": "down"}, "cannot talk to the Docker daemon", 1),
-    (("multi",), {"FAKE_DOCKER_RUNTIMES": '{"runc":{}}'}, "the NVIDIA Container Toolkit is missing", 1),
-    ((), {}, "usage: run_docker_training.sh [single|multi|npu|cpu|shell|build]", 2),
-    (("train",), {}, "unknown mode 'train': use single, multi, npu, cpu, shell or build", 2),
-    (("single", "--gpus", "0,1"), {}, "single trains on one GPU; use 'multi --gpus 0,1' for several", 2),
-    (("multi", "--gpus", "all"), {}, "--gpus 'all': use device ids like 0 or 0,1,3", 2),
-    (("multi", "training.lr=1"), {}, "unknown argument 'training.lr=1' after mode 'multi' (arguments for bgeft train or bgeft pipeline run go after --)", 2),
-    (("multi", "--recipe", "/nowhere/x.yaml"), {}, "recipe '/nowhere/x.yaml' not found on this host", 1),
-    (("shell",), {}, "shell needs an interactive terminal", 1),
-], ids=["no-docker", "daemon-down", "no-nvidia", "no-mode", "bad-mode", "single-many", "bad-gpus",
-        "override-before-dashes", "missing-recipe", "shell-no-tty"])
+@pytest.mark.parametrize(
+    "args, extra, message, code",
+    [
+        (("multi",), {"PATH": "NO_DOCKER"}, "docker not found on PATH: install Docker Engine", 1),
+        (("multi",), {"FAKE_DOCKER_DAEMON": "down"}, "cannot talk to the Docker daemon", 1),
+        (("multi",), {"FAKE_DOCKER_RUNTIMES": '{"runc":{}}'}, "the NVIDIA Container Toolkit is missing", 1),
+        ((), {}, "usage: run_docker_training.sh [single|multi|npu|cpu|shell|build]", 2),
+        (("train",), {}, "unknown mode 'train': use single, multi, npu, cpu, shell or build", 2),
+        (("single", "--gpus", "0,1"), {}, "single trains on one GPU; use 'multi --gpus 0,1' for several", 2),
+        (("multi", "--gpus", "all"), {}, "--gpus 'all': use device ids like 0 or 0,1,3", 2),
+        (
+            ("multi", "training.lr=1"),
+            {},
+            "unknown argument 'training.lr=1' after mode 'multi' "
+            "(arguments for bgeft train or bgeft pipeline run go after --)",
+            2,
+        ),
+        (("multi", "--recipe", "/nowhere/x.yaml"), {}, "recipe '/nowhere/x.yaml' not found on this host", 1),
+        (("shell",), {}, "shell needs an interactive terminal", 1),
+    ],
+    ids=[
+        "no-docker",
+        "daemon-down",
+        "no-nvidia",
+        "no-mode",
+        "bad-mode",
+        "single-many",
+        "bad-gpus",
+        "override-before-dashes",
+        "missing-recipe",
+        "shell-no-tty",
+    ],
+)
 def test_errors(env, args, extra, message, code):
     if extra.get("PATH") == "NO_DOCKER":
         extra = {"PATH": str(no_docker_path(env))}

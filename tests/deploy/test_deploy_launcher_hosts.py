@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from tests.deploy.test_deploy_launcher import _ascend_host, env, launch, no_docker_path, runs  # noqa: F401
-from tests.deploy.tools import REPO, cuda_tag, npu_tag
+from tests.deploy.tools import cuda_tag
 
 FAKE_ROOT_TOOLS = {
     # `id -u` / `id -g` say root; chown records what it was asked

@@ -9,9 +9,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from bgeft import launch, recipe as recipes, train_cmd
+from bgeft.config import recipe as recipes
 from bgeft.errors import UserError
-from bgeft.launch import Device, NodeLayout, make_plan, node_layout, stop_grace_seconds
+from bgeft.train import api as train_cmd
+from bgeft.train import launch
+from bgeft.train.launch import Device, NodeLayout, make_plan, node_layout, stop_grace_seconds
 from tests.deploy.tools import REPO, load_yaml
 
 A100x8 = Device("cuda", 8, True, "A100")
@@ -84,7 +86,7 @@ def test_only_node_zero_writes_the_manifest(recipe, monkeypatch, tmp_path):
         (plan.output_dir / log_name).write_text("ok\n")
         return 0
 
-    monkeypatch.setattr("bgeft.runs.execute", fake_execute)
+    monkeypatch.setattr("bgeft.train.rundir.execute", fake_execute)
     monkeypatch.setattr(train_cmd, "detect_device", lambda: A100x8)
     monkeypatch.setattr(train_cmd, "full_check", lambda r: None)
     args = SimpleNamespace(recipe=str(recipe.path), overrides=[], dry_run=False, resume=False, overwrite=False,

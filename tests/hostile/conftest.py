@@ -107,7 +107,7 @@ class Tree:
         self.root = root
         self.guard: TreeGuard | None = None
 
-    def snapshot(self) -> "Tree":
+    def snapshot(self) -> Tree:
         self.guard = TreeGuard(self.root)
         return self
 

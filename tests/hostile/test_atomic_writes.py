@@ -40,7 +40,7 @@ def test_signal_during_convert_leaves_no_temp_file(tmp_path, tree, sig):
     out_dir.mkdir()
     (out_dir / "train.jsonl").write_text("previous\n")
     tree.snapshot()
-    proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli", "data", "convert", str(src), "-o",
+    proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli.main", "data", "convert", str(src), "-o",
                              str(out_dir / "train.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_temp(out_dir, proc)
     proc.send_signal(sig)
@@ -116,7 +116,10 @@ def test_unwritable_directory(tmp_path, tree):
 def test_parent_is_a_file(tmp_path, tree):
     (tmp_path / "f").write_text("x")
     tree.snapshot()
-    with pytest.raises(UserError, match=r"^.*f/o.jsonl: part of its directory path is a file, not a directory; choose another output path$"):
+    with pytest.raises(
+        UserError,
+        match=r"^.*f/o.jsonl: part of its directory path is a file, not a directory; choose another output path$",
+    ):
         bio.atomic_write_text(tmp_path / "f" / "o.jsonl", "x")
     tree.assert_untouched()
 

@@ -17,7 +17,7 @@ MESSAGE = "is not an image reference: use NAME[:TAG] or REGISTRY/NAME[:TAG][@sha
 ], ids=["privileged", "short-volume", "long-volume", "space-option", "upper-case", "space-tag", "subshell",
         "empty", "short-digest", "dot-dot", "long-tag"])
 @pytest.mark.parametrize("mode", ["multi", "shell", "build", "cpu"])
-def test_hostile_image_is_refused_before_docker_runs(env, tree_guard, image, mode):  # noqa: F811
+def test_hostile_image_is_refused_before_docker_runs(env, tree_guard, image, mode):
     guard = tree_guard(env["root"])
     res = launch(env, mode, f"--image={image}")
     assert res.returncode == 1, res.stderr
@@ -29,7 +29,7 @@ def test_hostile_image_is_refused_before_docker_runs(env, tree_guard, image, mod
 @pytest.mark.parametrize("image", [
     "bgeft:0.1.0-cuda12.8-torch2.13.0", "registry.example.com:5000/ml/bgeft:1",
     "localhost/bgeft", "ghcr.io/org/bgeft@sha256:" + "a" * 64, "reg.io/a__b/c-d.e:v1.2_3"])
-def test_real_references_pass_and_follow_the_options_terminator(env, image):  # noqa: F811
+def test_real_references_pass_and_follow_the_options_terminator(env, image):
     res = launch(env, "multi", "--image", image)
     assert res.returncode == 0, res.stderr
     (run,) = runs(env)

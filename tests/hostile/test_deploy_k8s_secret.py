@@ -7,9 +7,10 @@ import re
 import pytest
 import yaml
 
-from bgeft import k8s
+from bgeft.cli import k8s as k8s_cli
 from bgeft.errors import UserError
 from tests.deploy.tools import REPO
+from tests.helpers.cli import call
 from tests.hostile.conftest import PLANTED_SECRET, assert_no_secret
 
 BASE = (REPO / "k8s" / "base" / "recipe.yaml").read_text()
@@ -22,7 +23,7 @@ def test_token_in_the_recipe_is_refused(tmp_path, tree_guard, capsys, section, k
     out = tmp_path / "job.yaml"
     guard = tree_guard(tmp_path)
     with pytest.raises(UserError) as info:
-        k8s.main([str(recipe), "--image", "reg/bgeft:1", "-o", str(out)])
+        call(k8s_cli, [str(recipe), "--image", "reg/bgeft:1", "-o", str(out)])
     message = str(info.value)
     line = recipe.read_text().splitlines().index(f"  {key}: {PLANTED_SECRET}") + 1
     assert message.startswith(f"{recipe}:{line}: {section}.{key}: a secret cannot go to the cluster in a ConfigMap")
@@ -34,7 +35,7 @@ def test_token_in_the_recipe_is_refused(tmp_path, tree_guard, capsys, section, k
 def test_secret_reference(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", PLANTED_SECRET)   # a token in the shell never reaches the manifests
     out = tmp_path / "job.yaml"
-    assert k8s.main([str(REPO / "k8s" / "base" / "recipe.yaml"), "--image", "reg/bgeft:1", "--secret", "hf-token",
+    assert call(k8s_cli, [str(REPO / "k8s" / "base" / "recipe.yaml"), "--image", "reg/bgeft:1", "--secret", "hf-token",
                      "--nodes", "2", "-o", str(out)]) == 0
     docs = list(yaml.safe_load_all(out.read_text()))
     (job,) = [d for d in docs if d["kind"] == "Job"]
@@ -43,4 +44,4 @@ def test_secret_reference(tmp_path, monkeypatch):
     assert not any("token" in k.lower() for d in docs if d["kind"] == "ConfigMap" for k in d["data"])
     assert_no_secret(out.read_text(), dirs=[tmp_path])
     with pytest.raises(UserError, match=re.escape("--secret 'HF_TOKEN': a Secret name is lower-case")):
-        k8s.main([str(REPO / "k8s" / "base" / "recipe.yaml"), "--image", "reg/bgeft:1", "--secret", "HF_TOKEN"])
+        call(k8s_cli, [str(REPO / "k8s" / "base" / "recipe.yaml"), "--image", "reg/bgeft:1", "--secret", "HF_TOKEN"])

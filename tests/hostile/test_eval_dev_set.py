@@ -27,7 +27,7 @@ def _recipe(tmp_path: Path, dev: Path) -> Path:
 
 
 def _bgeft(*args):
-    return subprocess.run([sys.executable, "-m", "bgeft.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "bgeft.cli.main", *map(str, args)], capture_output=True, text=True,
                           timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"})
 
 

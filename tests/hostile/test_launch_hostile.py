@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bgeft.errors import UserError
-from bgeft.launch import node_layout
+from bgeft.train.launch import node_layout
 from tests.hostile.conftest import TreeGuard
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from bgeft.pipeline_stages.state import read_manifest, write_manifest
+from bgeft.pipeline.state import read_manifest, write_manifest
 
 
 def test_k8s_output_onto_its_recipe(run_cli, tree, tmp_path, repo_root):

@@ -8,9 +8,9 @@ import os
 
 import pytest
 
-from bgeft.pipeline_stages.graph import build_stages
-from bgeft.pipeline_stages.runner import Runner
-from bgeft.pipeline_stages.spec import load_spec
+from bgeft.pipeline.graph import build_stages
+from bgeft.pipeline.runner import Runner
+from bgeft.pipeline.spec import load_spec
 from tests.hostile.conftest import PLANTED_SECRET, TreeGuard, assert_no_secret
 from tests.pipeline.helpers import tiny_pipeline
 from tests.pipeline.test_runner import _run, ran
@@ -35,15 +35,27 @@ def test_same_size_edit_with_restored_mtime_reruns(pipeline, tmp_path):
     assert "corpus" in ran(bodies) and len(bodies.calls) == 15
 
 
-@pytest.mark.parametrize("override, message", [
-    ("rounds=200000", r"override 'rounds=200000': rounds: must be an integer from 1 to 50 \(training rounds; round 2\+ "
-                      r"re-mines with the previous round's retriever\), got 200000"),
-    ("eval.k=[0, 5]", r"override 'eval.k=\[0, 5\]': eval.k: a list of cut-offs, each an integer from 1 to 10000 "
-                      r"\(e.g. \[1, 5, 10\]\), got \[0, 5\]"),
-    ("eval.k=[ten]", r"eval.k: a list of cut-offs, each an integer from 1 to 10000 \(e.g. \[1, 5, 10\]\), got \['ten'\]"),
-    ("eval.k=[]", r"eval.k: a list of cut-offs, each an integer from 1 to 10000"),
-    ("eval.retrieve_top=0", r"eval.retrieve_top: must be at least 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "rounds=200000",
+            r"override 'rounds=200000': rounds: must be an integer from 1 to 50 \(training rounds; round 2\+ "
+            r"re-mines with the previous round's retriever\), got 200000",
+        ),
+        (
+            "eval.k=[0, 5]",
+            r"override 'eval.k=\[0, 5\]': eval.k: a list of cut-offs, each an integer from 1 to 10000 "
+            r"\(e.g. \[1, 5, 10\]\), got \[0, 5\]",
+        ),
+        (
+            "eval.k=[ten]",
+            r"eval.k: a list of cut-offs, each an integer from 1 to 10000 \(e.g. \[1, 5, 10\]\), got \['ten'\]",
+        ),
+        ("eval.k=[]", r"eval.k: a list of cut-offs, each an integer from 1 to 10000"),
+        ("eval.retrieve_top=0", r"eval.retrieve_top: must be at least 1, got 0"),
+    ],
+)
 def test_bad_rounds_and_eval_k_stop_at_dry_run(run_cli, pipeline, tmp_path, override, message):
     import re
     guard = TreeGuard(tmp_path)
@@ -90,7 +102,9 @@ def test_work_dir_on_a_protected_place_is_refused(run_cli, pipeline, tmp_path, m
     code, _, err = run_cli("pipeline", "run", pipeline, f"work_dir={work_dir}", "--dry-run")
     guard.assert_only()
     shown = tmp_path if work_dir == "." else work_dir
-    assert code == 2 and f"override 'work_dir={work_dir}': work_dir {shown}: {why}; bgeft never writes over it" in err, err
+    assert (
+        code == 2 and f"override 'work_dir={work_dir}': work_dir {shown}: {why}; bgeft never writes over it" in err
+    ), err
 
 
 def test_work_dir_holding_the_book_is_refused(run_cli, pipeline, tmp_path):

@@ -106,8 +106,8 @@ def test_negative_numbers_are_values_not_options(run_cli, work):
 
 
 def test_to_argv_refuses_option_words_on_its_own():
+    from bgeft.config.recipe import to_argv
     from bgeft.errors import UserError
-    from bgeft.recipe import to_argv
 
     assert to_argv({"label_names": ["a", "-1"], "max_steps": -1}) == ["--label_names", "a", "-1", "--max_steps", "-1"]
     with pytest.raises(UserError, match=r"^label_names: value '--output_dir' starts with '-'"):

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+
 @pytest.fixture
 def run_dir(tmp_path):
     run = tmp_path / "run"

@@ -7,7 +7,7 @@ import copy
 import pickle
 from dataclasses import dataclass
 
-from bgeft.redaction import SECRET_ENV, redact, secret_values
+from bgeft.config.redaction import SECRET_ENV, redact, secret_values
 from tests.hostile.conftest import PLANTED_SECRET, TreeGuard, assert_no_secret
 from tests.test_train_integration import bgeft, write_recipe
 
@@ -25,8 +25,8 @@ def test_dry_run_plan_has_no_secret(run_cli, tmp_path, tiny_xlmr):
 
 
 def test_plan_carries_secrets_only_in_its_hidden_environment(tmp_path, tiny_xlmr):
-    from bgeft.launch import Device
-    from bgeft.train_cmd import plan_for
+    from bgeft.train.api import plan_for
+    from bgeft.train.launch import Device
 
     recipe = write_recipe(tmp_path, "embedder.base", tiny_xlmr)
     _, plan = plan_for(str(recipe), TOKENS, device=Device("cpu", 1, True, "cpu"), env={})
@@ -38,7 +38,7 @@ def test_plan_carries_secrets_only_in_its_hidden_environment(tmp_path, tiny_xlmr
 def test_worker_restores_secrets_and_pickles_args_without_hub_token():
     from transformers import TrainingArguments
 
-    from bgeft.worker import _restore_secrets
+    from bgeft.train.worker import _restore_secrets
 
     @dataclass
     class ModelArgs:

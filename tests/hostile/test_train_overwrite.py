@@ -62,8 +62,10 @@ def test_overwrite_of_a_folder_bgeft_did_not_make_is_refused(run_cli, setup):
     (other / ".git").mkdir(parents=True)
     (other / "thesis.tex").write_text("years of work")
     err = refused(run_cli, recipe, [tmp_path], f"training.output_dir={other}", "--overwrite")
-    assert (f"bgeft: error: --overwrite: {other} was not made by bgeft (no bgeft_run.yaml in it; it holds .git, "
-            "thesis.tex); bgeft deletes only its own run directories: choose a new directory or empty it yourself") in err
+    assert (
+        f"bgeft: error: --overwrite: {other} was not made by bgeft (no bgeft_run.yaml in it; it holds .git, "
+        "thesis.tex); bgeft deletes only its own run directories: choose a new directory or empty it yourself"
+    ) in err
 
 
 def test_overwrite_keeps_a_run_dir_holding_foreign_files(run_cli, setup):

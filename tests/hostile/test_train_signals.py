@@ -8,7 +8,7 @@ import signal
 import subprocess
 import time
 
-from bgeft.checkpoints import checkpoint_problem
+from bgeft.train.checkpoints import checkpoint_problem
 from tests.test_train_integration import bgeft, start_training, write_recipe
 
 
@@ -32,7 +32,7 @@ def test_ctrl_c_checkpoints_exits_130_and_a_truncated_checkpoint_is_skipped_on_r
     console = (tmp_path / "console.txt").read_text()
     assert proc.returncode == 130, console[-3000:]
     assert "Traceback" not in console and "KeyboardInterrupt" not in console
-    assert "bgeft.worker: received SIGINT; saving a checkpoint at the end of this step" in console
+    assert "bgeft.train.worker: received SIGINT; saving a checkpoint at the end of this step" in console
     assert f"bgeft: training was interrupted (Ctrl-C); full log: {out / 'train.log'}; continue with --resume" in console
     steps = _steps(out)
     assert len(steps) >= 2 and steps[-1] < 400 and not (out / "README.md").exists()
@@ -67,5 +67,5 @@ def test_second_ctrl_c_stops_at_once(tmp_path, tiny_xlmr):
     log.close()
     console = (tmp_path / "console.txt").read_text()
     assert proc.returncode == 130, console[-3000:]
-    assert "bgeft.worker: second SIGINT; stopping now (the last saved checkpoint stays resumable)" in console
+    assert "bgeft.train.worker: second SIGINT; stopping now (the last saved checkpoint stays resumable)" in console
     assert "Traceback" not in console

@@ -8,22 +8,42 @@ from bgeft.models.devices import device_spec, half_precision, parse_devices
 
 
 def _verb_parsers():
+    """Every verb of the one verb table that takes --device, with the arguments it needs (parsed by ``bgeft``'s
+    own parser); a new verb with --device and no entry here fails the completeness check below."""
+    from bgeft.cli.main import build_parser
+
+    top = build_parser()
+    needs = {
+        "data mine": ["in.jsonl", "-o", "o.jsonl", "--model", "m"],
+        "data score": ["in.jsonl", "-o", "o.jsonl", "--reranker", "m"],
+        "eval retriever": ["--model", "m", "--data", "d"],
+        "eval reranker": ["--model", "m", "--data", "d"],
+        "eval pipeline": ["--retriever", "m", "--reranker", "r", "--data", "d"],
+        "eval compare": ["--baseline", "a", "--candidate", "b", "--data", "d"],
+        "eval bench": ["--model", "m"],
+    }
+    return {name: (top, [*name.split(), *argv]) for name, argv in needs.items()}
+
+
+def _verbs_with_device() -> set[str]:
     import argparse
 
-    from bgeft.data import mine, score
-    from bgeft.eval.cli import build_parser
+    from bgeft.cli.main import build_parser
 
-    out = {}
-    for name, module in (("data mine", mine), ("data score", score)):
-        p = argparse.ArgumentParser(prog=name)
-        module.add_arguments(p)
-        out[name] = (p, ["in.jsonl", "-o", "o.jsonl", "--model" if name == "data mine" else "--reranker", "m"])
-    ev = build_parser()
-    out["eval retriever"] = (ev, ["retriever", "--model", "m", "--data", "d"])
-    out["eval reranker"] = (ev, ["reranker", "--model", "m", "--data", "d"])
-    out["eval pipeline"] = (ev, ["pipeline", "--retriever", "m", "--reranker", "r", "--data", "d"])
-    out["eval bench"] = (ev, ["bench", "--model", "m"])
-    return out
+    def walk(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{prefix} {name}".strip())
+            elif "--device" in action.option_strings:
+                yield prefix
+
+    return set(walk(build_parser(), ""))
+
+
+def test_the_device_test_covers_every_verb_with_a_device_option():
+    # `bgeft k8s --device gpu|npu` names the cluster nodes' accelerator kind, not a device of this machine
+    assert _verbs_with_device() - {"k8s"} == set(_verb_parsers())
 
 
 @pytest.mark.parametrize("spec", ["auto", "cpu", "cuda", "cuda:1", "npu:0", "cuda:0,cuda:1"])

@@ -8,10 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from bgeft.errors import UserError
-from bgeft.pipeline_stages.graph import build_stages
-from bgeft.pipeline_stages.runner import Runner
-from bgeft.pipeline_stages.spec import load_spec
-from bgeft.pipeline_stages.text_stages import run_corpus, run_queries, run_split
+from bgeft.pipeline.graph import build_stages
+from bgeft.pipeline.runner import Runner
+from bgeft.pipeline.spec import load_spec
+from bgeft.pipeline.stages.text_stages import run_corpus, run_queries, run_split
 
 from .helpers import tiny_pipeline
 
@@ -47,7 +47,7 @@ def test_generated_questions_feed_the_split(tmp_path, endpoint, monkeypatch):
     monkeypatch.setenv("STUB_KEY", "sk-stub-secret")
     model = tmp_path / "model"
     model.mkdir()
-    generate = "{base_url: %s, model: stub, api_key_env: STUB_KEY, zh: 1, en: 0, concurrency: 2}" % url
+    generate = f"{{base_url: {url}, model: stub, api_key_env: STUB_KEY, zh: 1, en: 0, concurrency: 2}}"
     spec = load_spec(tiny_pipeline(tmp_path, model), ["corpus.max_tokens=null", "~queries.file",
                                                       f"queries.generate={generate}"])
     stages = build_stages(spec)

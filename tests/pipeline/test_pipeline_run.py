@@ -22,7 +22,7 @@ STAGES = ["corpus", "queries", "split", "eval-base", "mine-r1", "score-r1", "tra
 
 
 def pipeline(*args, check=True, **kw) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "bgeft.cli", "pipeline", *map(str, args)], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "bgeft.cli.main", "pipeline", *map(str, args)], capture_output=True,
                           text=True, timeout=900, **kw)
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -117,7 +117,7 @@ def test_second_run_skips_everything(finished):
 
 
 def _kill_after_first_checkpoint(args: list, stage: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli", "pipeline", *map(str, args)],
+    proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli.main", "pipeline", *map(str, args)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while not list(stage.glob("model/checkpoint-*/trainer_state.json")):

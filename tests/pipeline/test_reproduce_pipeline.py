@@ -9,10 +9,10 @@ import shutil
 import pytest
 
 from bgeft.errors import UserError
-from bgeft.pipeline_stages.graph import build_stages
-from bgeft.pipeline_stages.reproduce import reproduce_spec
-from bgeft.pipeline_stages.runner import Runner
-from bgeft.runs import sha256_file
+from bgeft.pipeline.graph import build_stages
+from bgeft.pipeline.runner import Runner
+from bgeft.pipeline.stages.reproduce import reproduce_spec
+from bgeft.train.rundir import sha256_file
 
 from .helpers import QUESTIONS, tiny_pipeline
 from .test_runner import FakeBodies, _run, ran

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bgeft.errors import UserError
-from bgeft.pipeline_stages.graph import build_stages, select_from
-from bgeft.pipeline_stages.runner import Runner
-from bgeft.pipeline_stages.spec import load_spec
+from bgeft.pipeline.graph import build_stages, select_from
+from bgeft.pipeline.runner import Runner
+from bgeft.pipeline.spec import load_spec
 
 from .helpers import tiny_pipeline
 
@@ -160,7 +160,7 @@ def test_stages_dropped_from_the_pipeline_are_named(pipeline, run_cli):
 def test_a_checkpoint_killed_while_saving_is_dropped_before_resuming(tmp_path):
     from types import SimpleNamespace
 
-    from bgeft.pipeline_stages.model_stages import _drop_incomplete_checkpoints
+    from bgeft.pipeline.stages.model_stages import _drop_incomplete_checkpoints
 
     for name, complete in (("checkpoint-1", True), ("checkpoint-2", False)):
         (tmp_path / name).mkdir()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from bgeft.errors import UserError
-from bgeft.pipeline_stages.graph import build_stages
-from bgeft.pipeline_stages.spec import load_spec
+from bgeft.pipeline.graph import build_stages
+from bgeft.pipeline.spec import load_spec
 
 from .helpers import tiny_pipeline
 
@@ -73,7 +73,9 @@ def test_every_problem_is_reported_together(tmp_path, model_dir):
     msg = str(info.value)
     assert msg.startswith(f"{path}: 2 problem(s):")
     assert f"{path}:{_line_of(path, 'negatives: two')}: mine.negatives: must be an integer, got 'two'" in msg
-    assert f"{path}:{_line_of(path, 'by: chapter')}: corpus.by: one of sentence, paragraph, window; got 'chapter'" in msg
+    assert (
+        f"{path}:{_line_of(path, 'by: chapter')}: corpus.by: one of sentence, paragraph, window; got 'chapter'" in msg
+    )
 
 
 def test_unknown_key_and_missing_files(tmp_path, model_dir):
@@ -81,7 +83,9 @@ def test_unknown_key_and_missing_files(tmp_path, model_dir):
     path.write_text(path.read_text().replace("  negatives: 2", "  negative: 2"))
     with pytest.raises(UserError, match=r"mine.negative: unknown key \(did you mean negatives\?\)"):
         load_spec(path)
-    with pytest.raises(UserError, match=r"override .queries.file=nowhere.jsonl.: queries.file: .*nowhere.jsonl: no such file"):
+    with pytest.raises(
+        UserError, match=r"override .queries.file=nowhere.jsonl.: queries.file: .*nowhere.jsonl: no such file"
+    ):
         load_spec(tiny_pipeline(tmp_path, model_dir), ["queries.file=nowhere.jsonl"])
     with pytest.raises(UserError, match=r"base.retriever: missing-model: no such model directory"):
         load_spec(tiny_pipeline(tmp_path, model_dir), ["base.retriever=missing-model"])
@@ -199,7 +203,7 @@ def test_skip_invalid_is_a_stage_option(tmp_path, model_dir):
 
 
 def test_mine_stage_keeps_its_rejects_in_the_stage_dir(tmp_path):
-    from bgeft.pipeline_stages.model_stages import _rejects
+    from bgeft.pipeline.stages.model_stages import _rejects
 
     rejects = _rejects({"skip_invalid": True, "max_rejects": 3}, tmp_path / "05-mine-r1" / "train.jsonl")
     assert rejects.skip and rejects.limit == (3.0, False)

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from bgeft.errors import UserError
-from bgeft.pipeline_stages.graph import build_stages
-from bgeft.pipeline_stages.runner import Runner
-from bgeft.pipeline_stages.spec import load_spec
-from bgeft.pipeline_stages.text_stages import map_questions, run_corpus, run_queries, run_split
+from bgeft.pipeline.graph import build_stages
+from bgeft.pipeline.runner import Runner
+from bgeft.pipeline.spec import load_spec
+from bgeft.pipeline.stages.text_stages import map_questions, run_corpus, run_queries, run_split
 
 from .helpers import tiny_pipeline
 

@@ -17,16 +17,16 @@ that is not a whole number of 0 or more stops the run with ``file:line: key: pro
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ..errors import UserError
-from ..io import atomic_dir
-from ..safety import check_output
-from .detect import detect
-from .io import open_text
-from .schema import kind
-from .shapes import Options, _answer_paragraphs, _dureader_text, guarded, records
+from bgeft.data.detect import detect
+from bgeft.data.io import open_text
+from bgeft.data.schema import kind
+from bgeft.data.shapes import Options, _answer_paragraphs, _dureader_text, guarded, records
+from bgeft.errors import UserError
+from bgeft.io import atomic_dir
+from bgeft.safety import check_output
 
 SHAPES = ("training", "retrieval", "dureader", "pointwise")
 

@@ -30,13 +30,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
-from ..safety import check_input
-from ..safety import check_output
-from .io import open_text
-from .records import write_jsonl
-from .rejects import Rejects
-from .rejects import add_arguments as add_reject_arguments
+from bgeft.data.io import open_text
+from bgeft.data.records import write_jsonl
+from bgeft.data.rejects import Rejects
+from bgeft.data.rejects import add_arguments as add_reject_arguments
+from bgeft.errors import UserError
+from bgeft.safety import check_input, check_output
 
 BY_CHOICES = ("paragraph", "sentence", "window")
 _NUM_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
@@ -152,7 +151,7 @@ def load_tokenizer(path):
     from transformers import AutoTokenizer
 
     if not Path(path).is_dir():  # a tokenizer-only directory (no config.json) is fine as it is
-        from ..models.resolve import model_dir
+        from bgeft.models.resolve import model_dir
 
         path = model_dir(path, flag="--tokenizer")
     try:

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import yaml
 
-from ..errors import UserError
-from ..io import atomic_dir
-from ..safety import check_output, check_owned_dir
-from .books import load_tokenizer
-from .records import dump_row, iter_rows
-from .rejects import Rejects
-from .rejects import add_arguments as add_reject_arguments
+from bgeft.data.books import load_tokenizer
+from bgeft.data.records import dump_row, iter_rows
+from bgeft.data.rejects import Rejects
+from bgeft.data.rejects import add_arguments as add_reject_arguments
+from bgeft.errors import UserError
+from bgeft.io import atomic_dir
+from bgeft.safety import check_output, check_owned_dir
 
 DEFAULT_BOUNDS = (0, 500, 1000, 2000, 4000, 8192)
 DEFAULT_BATCH_SIZES = (64, 32, 16, 8, 4)

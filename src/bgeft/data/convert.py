@@ -11,29 +11,45 @@ import argparse
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
-from ..errors import UserError
-from ..safety import check_output
-from . import labelsets, shapes
-from .detect import FORMATS, Detected, detect
-from .io import atomic_writer
-from .pointwise import pointwise
-from .rejects import Rejects
-from .rejects import add_arguments as add_reject_arguments
-from .schema import row_problems
-from .shapes import Options, Stats
+from bgeft.data import labelsets, shapes
+from bgeft.data.detect import FORMATS, Detected, detect
+from bgeft.data.io import atomic_writer
+from bgeft.data.pointwise import pointwise
+from bgeft.data.rejects import Rejects
+from bgeft.data.rejects import add_arguments as add_reject_arguments
+from bgeft.data.schema import row_problems
+from bgeft.data.shapes import Options, Stats
+from bgeft.errors import UserError
+from bgeft.safety import check_output
 
 CONVERTERS: dict[str, Callable] = {
-    "training": shapes.training, "retrieval": shapes.training, "dureader": shapes.dureader,
-    "squad": shapes.squad, "msmarco": shapes.msmarco, "trec": shapes.trec,
-    "pointwise": pointwise, "sts": labelsets.sts, "classification": labelsets.classification, "clustering": labelsets.clustering,
+    "training": shapes.training,
+    "retrieval": shapes.training,
+    "dureader": shapes.dureader,
+    "squad": shapes.squad,
+    "msmarco": shapes.msmarco,
+    "trec": shapes.trec,
+    "pointwise": pointwise,
+    "sts": labelsets.sts,
+    "classification": labelsets.classification,
+    "clustering": labelsets.clustering,
 }
 # shapes whose rows may share one output file
-FAMILY = {"training": "retrieval", "retrieval": "retrieval", "dureader": "retrieval", "squad": "retrieval",
-          "msmarco": "retrieval", "trec": "retrieval", "pointwise": "retrieval", "sts": "sts", "classification": "classification",
-          "clustering": "clustering"}
+FAMILY = {
+    "training": "retrieval",
+    "retrieval": "retrieval",
+    "dureader": "retrieval",
+    "squad": "retrieval",
+    "msmarco": "retrieval",
+    "trec": "retrieval",
+    "pointwise": "retrieval",
+    "sts": "sts",
+    "classification": "classification",
+    "clustering": "clustering",
+}
 INPUT_KEYS = {"retrieval": {"pos": "positive", "neg": "negative"}}
 IDENTICAL = "identical to the query (teaches nothing)"
 
@@ -96,7 +112,7 @@ def convert(inputs: list[str | Path], output: str | Path, *, fmt: str = "auto", 
 @contextlib.contextmanager
 def _progress():
     """Rows-per-second progress for each input file (big files take a while; bgeft.console_progress)."""
-    from ..console_progress import track
+    from bgeft.console_progress import track
 
     bars = []
 
@@ -125,8 +141,9 @@ def _check_plan(found: list[Detected], output: Path, opts: Options) -> None:
         if not stem_ok and not output.parent.name.endswith("no_in_batch_neg"):
             raise UserError(
                 f"-o {output}: {family} rows must train without in-batch negatives (other rows share their "
-                f"labels): name the file *-no_in_batch_neg.jsonl (e.g. {output.parent / (output.name.split('.')[0] + '-no_in_batch_neg.jsonl')}) "
-                "or put it in a directory whose name ends in -no_in_batch_neg")
+                f"labels): name the file *-no_in_batch_neg.jsonl (e.g. {_no_in_batch_name(output)}) "
+                "or put it in a directory whose name ends in -no_in_batch_neg"
+            )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,7 +157,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="auto", choices=FORMATS, metavar="FORMAT",
                         help=f"{' | '.join(FORMATS)}: a container (jsonl json csv tsv) or a record shape; "
                              "default auto: detect per file")
-    parser.add_argument("--encoding", metavar="ENC", help="force the input encoding (utf-8, utf-8-sig, gb18030, gbk, gb2312)")
+    parser.add_argument(
+        "--encoding", metavar="ENC", help="force the input encoding (utf-8, utf-8-sig, gb18030, gbk, gb2312)"
+    )
     parser.add_argument("--negatives", type=int, default=15, metavar="N",
                         help="negatives drawn per row for SQuAD/STS/classification/clustering (default 15)")
     parser.add_argument("--seed", type=int, default=42, metavar="N", help="seed for the drawn negatives (default 42)")
@@ -155,10 +174,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    opts = Options(negatives=args.negatives, seed=args.seed, prompt=args.prompt, min_score=args.min_score,
-                   qrels=args.qrels, corpus=args.corpus, graded=args.graded, rejects=Rejects.from_args(args, args.output, "record"))
+    opts = Options(
+        negatives=args.negatives,
+        seed=args.seed,
+        prompt=args.prompt,
+        min_score=args.min_score,
+        qrels=args.qrels,
+        corpus=args.corpus,
+        graded=args.graded,
+        rejects=Rejects.from_args(args, args.output, "record"),
+    )
     if args.to == "beir":
-        from .beir import convert_beir
+        from bgeft.data.beir import convert_beir
 
         convert_beir(args.inputs, args.output, fmt=args.format, encoding=args.encoding, options=opts,
                      log=lambda message: print(message, file=sys.stdout))
@@ -166,3 +193,7 @@ def run(args: argparse.Namespace) -> int:
     convert(args.inputs, args.output, fmt=args.format, encoding=args.encoding, options=opts,
             log=lambda message: print(message, file=sys.stdout))
     return 0
+
+
+def _no_in_batch_name(output: Path) -> Path:
+    return output.parent / (output.name.split(".")[0] + "-no_in_batch_neg.jsonl")

@@ -5,10 +5,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
-from .io import open_text
-from .readers import MSMARCO_COLUMNS, iter_records
-from .schema import kind
+from bgeft.data.io import open_text
+from bgeft.data.readers import MSMARCO_COLUMNS, iter_records
+from bgeft.data.schema import kind
+from bgeft.errors import UserError
 
 CONTAINERS = ("jsonl", "json", "csv", "tsv")
 SHAPES = ("training", "retrieval", "sts", "classification", "clustering", "dureader", "squad", "pointwise")

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import codecs
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..errors import UserError
-from ..io import atomic_writer  # noqa: F401  (re-exported: data verbs import it from here)
-from ..safety import check_input
+from bgeft.errors import UserError
+from bgeft.io import atomic_writer  # noqa: F401  (re-exported: data verbs import it from here)
+from bgeft.safety import check_input
 
 SAMPLE_BYTES = 1 << 16
 # Names users may pass to --encoding, mapped to the codec we decode with.
@@ -177,7 +177,7 @@ class TextSource:
     def close(self) -> None:
         self._file.close()
 
-    def __enter__(self) -> "TextSource":
+    def __enter__(self) -> TextSource:
         return self
 
     def __exit__(self, *exc) -> None:

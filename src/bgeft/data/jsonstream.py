@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..errors import UserError
-from .io import TextSource
+from bgeft.data.io import TextSource
+from bgeft.errors import UserError
 
 CHUNK_CHARS = 1 << 20
 MAX_ELEMENT_CHARS = 256 << 20

@@ -14,14 +14,14 @@ pools, plus, for STS, one hash pair per well-scored pair (so a paraphrase is nev
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..errors import UserError
-from .detect import Detected
-from .io import open_text
-from .readers import number
-from .schema import kind
-from .shapes import Options, Stats, guarded, records
+from bgeft.data.detect import Detected
+from bgeft.data.io import open_text
+from bgeft.data.readers import number
+from bgeft.data.schema import kind
+from bgeft.data.shapes import Options, Stats, guarded, records
+from bgeft.errors import UserError
 
 POOL_SIZE = 10000        # sentences kept (reservoir sample) as STS negatives
 PER_LABEL = 64           # texts kept per clustering label

@@ -32,16 +32,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..console_progress import track
-from ..errors import UserError
-from ..models.devices import add_device_argument, device_spec
-from ..models.embedder import MODEL_CLASSES, POOLINGS, Encoder
-from ..models.index import INDEX_KINDS, BM25Index, build_index, search
-from ..models.resolve import model_dir
-from ..safety import check_output
-from .records import read_corpus, read_rows, write_jsonl
-from .rejects import Rejects
-from .rejects import add_arguments as add_reject_arguments
+from bgeft.console_progress import track
+from bgeft.data.records import read_corpus, read_rows, write_jsonl
+from bgeft.data.rejects import Rejects
+from bgeft.data.rejects import add_arguments as add_reject_arguments
+from bgeft.errors import UserError
+from bgeft.models.devices import add_device_argument, device_spec
+from bgeft.models.embedder import MODEL_CLASSES, POOLINGS, Encoder
+from bgeft.models.index import INDEX_KINDS, BM25Index, build_index, search
+from bgeft.models.resolve import model_dir
+from bgeft.safety import check_output
 
 
 @dataclass

@@ -1,18 +1,18 @@
-"""Pointwise reranker data ``{"query", "passage", "label"}`` (or ``relevance`` for ``label``; one judged pair per record; label 0/1 or a
-graded relevance) grouped into training rows ``{query, pos, neg}``: a label above 0 makes the passage a
-positive, 0 (or below) a negative. With ``--graded`` the labels are kept as ``pos_scores``/``neg_scores``
+"""Pointwise reranker data ``{"query", "passage", "label"}`` (or ``relevance`` for ``label``; one judged pair per
+record; label 0/1 or a graded relevance) grouped into training rows ``{query, pos, neg}``: a label above 0 makes
+the passage a positive, 0 (or below) a negative. With ``--graded`` the labels are kept as ``pos_scores``/``neg_scores``
 (teacher scores for distillation). Records of one query may be anywhere in the file; queries keep the
 order of their first record."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
-from ..errors import UserError
-from .detect import Detected
-from .io import open_text
-from .readers import number
-from .schema import kind
-from .shapes import Options, Stats, _with_prompt, guarded, records
+from bgeft.data.detect import Detected
+from bgeft.data.io import open_text
+from bgeft.data.readers import number
+from bgeft.data.schema import kind
+from bgeft.data.shapes import Options, Stats, _with_prompt, guarded, records
+from bgeft.errors import UserError
 
 
 def pointwise(det: Detected, opts: Options, stats: Stats) -> Iterator[tuple[str, dict]]:

@@ -40,10 +40,10 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..console_progress import progress as progress_bar
-from ..errors import UserError
-from ..safety import check_output
-from .records import read_corpus, write_jsonl
+from bgeft.console_progress import progress as progress_bar
+from bgeft.data.records import read_corpus, write_jsonl
+from bgeft.errors import UserError
+from bgeft.safety import check_output
 
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 SYSTEM = "You write search questions for a retrieval dataset. Answer with JSON only."
@@ -277,8 +277,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training rows {query, pos, neg: []}")
     parser.add_argument("--base-url", default=None, help="OpenAI-compatible API base URL (default $OPENAI_BASE_URL)")
     parser.add_argument("--model", default=None, help="chat model name (default $OPENAI_MODEL)")
-    parser.add_argument("--allow-insecure-http", action="store_true",
-                        help="allow a plain http:// --base-url on another machine (key and passages travel unencrypted)")
+    parser.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// --base-url on another machine (key and passages travel unencrypted)",
+    )
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
                         help="environment variable holding the API key (default OPENAI_API_KEY); keys are never "
                              "taken on the command line, where other users and shell history can see them")

@@ -10,12 +10,12 @@ import ast
 import csv
 import json
 import math
-from typing import Iterator
+from collections.abc import Iterator
 from xml.parsers import expat
 
-from ..errors import UserError
-from .io import TextSource
-from .jsonstream import iter_json_values, iter_jsonl
+from bgeft.data.io import TextSource
+from bgeft.data.jsonstream import iter_json_values, iter_jsonl
+from bgeft.errors import UserError
 
 MSMARCO_COLUMNS = ("query_id", "query", "doc_id", "document", "relevance")
 REPEATED_TAGS = ("positive", "negative")  # TREC-style topics carrying their passages

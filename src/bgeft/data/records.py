@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
-from ..errors import UserError
-from .io import atomic_writer, open_text
-from .rejects import Rejects
-from .schema import row_problems
+from bgeft.data.io import atomic_writer, open_text
+from bgeft.data.rejects import Rejects
+from bgeft.data.schema import row_problems
+from bgeft.errors import UserError
 
 HINT = "run `bgeft data validate` on it for a full report"
 

@@ -19,10 +19,9 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from ..errors import UserError
-from ..safety import check_output
-from .io import SAMPLE_BYTES, atomic_writer, detect_encoding
-
+from bgeft.data.io import SAMPLE_BYTES, atomic_writer, detect_encoding
+from bgeft.errors import UserError
+from bgeft.safety import check_output
 
 
 def rejects_path(output: str | os.PathLike) -> Path:
@@ -64,7 +63,7 @@ class Rejects:
         self._keys: set = set()
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace, output, what: str = "row") -> "Rejects":
+    def from_args(cls, args: argparse.Namespace, output, what: str = "row") -> Rejects:
         return cls(output, skip=args.skip_invalid, max_rejects=args.max_rejects, what=what)
 
     def _stop(self, message: str) -> str:

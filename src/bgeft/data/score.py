@@ -7,7 +7,8 @@ Python API (used by the pipeline)::
                chunk_rows=1024, encoding=None) -> ScoreSummary
 
 ``reranker`` is a cross-encoder (directory, hub id) loaded with ``bgeft.models.reranker.Reranker``
-(FlagEmbedding's ``FlagReranker``; ``model``: an already loaded ``Reranker`` instead). Every ``(query, passage)`` pair of a row is scored with the
+(FlagEmbedding's ``FlagReranker``; ``model``: an already loaded ``Reranker`` instead). Every
+``(query, passage)`` pair of a row is scored with the
 raw, un-normalised logits (``normalize=False``: what FlagEmbedding's distillation loss expects) and
 written as ``pos_scores``/``neg_scores`` in the order of ``pos``/``neg``, replacing any old scores.
 Rows are processed ``chunk_rows`` at a time, so memory does not grow with the file; the output is
@@ -20,15 +21,15 @@ import math
 import os
 from dataclasses import dataclass, field
 
-from ..console_progress import progress as progress_bar
-from ..errors import UserError
-from ..models.devices import add_device_argument, device_spec
-from ..models.reranker import Reranker
-from ..safety import check_output
-from .io import atomic_writer
-from .records import dump_row, iter_rows
-from .rejects import Rejects
-from .rejects import add_arguments as add_reject_arguments
+from bgeft.console_progress import progress as progress_bar
+from bgeft.data.io import atomic_writer
+from bgeft.data.records import dump_row, iter_rows
+from bgeft.data.rejects import Rejects
+from bgeft.data.rejects import add_arguments as add_reject_arguments
+from bgeft.errors import UserError
+from bgeft.models.devices import add_device_argument, device_spec
+from bgeft.models.reranker import Reranker
+from bgeft.safety import check_output
 
 
 @dataclass
@@ -124,10 +125,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     rejects = Rejects.from_args(args, args.output)
-    summary = score_file(args.input, args.output, reranker=args.reranker, batch_size=args.batch_size,
-                         max_length=args.max_length, query_max_length=args.query_max_length,
-                         fp16=False if args.fp32 else None, device=device_spec(args), query_instruction=args.query_instruction, encoding=args.encoding,
-                         rejects=rejects)
+    summary = score_file(
+        args.input,
+        args.output,
+        reranker=args.reranker,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        query_max_length=args.query_max_length,
+        fp16=False if args.fp32 else None,
+        device=device_spec(args),
+        query_instruction=args.query_instruction,
+        encoding=args.encoding,
+        rejects=rejects,
+    )
     for line in summary.lines():
         print(line)
     return 0

@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
-from ..errors import UserError
-from .detect import Detected
-from .io import open_text
-from .schema import kind
-from .readers import cell_list, iter_msmarco, iter_records, iter_trec_topics, number
-from .rejects import Rejects, reason_of
+from bgeft.data.detect import Detected
+from bgeft.data.io import open_text
+from bgeft.data.readers import cell_list, iter_msmarco, iter_records, iter_trec_topics, number
+from bgeft.data.rejects import Rejects, reason_of
+from bgeft.data.schema import kind
+from bgeft.errors import UserError
 
 
 @dataclass
@@ -65,7 +65,9 @@ def guarded(det: Detected, opts: Options, items, make) -> Iterator[tuple[str, di
             if opts.rejects is None:
                 raise
             message = str(exc)
-            key, _, problem = message[len(where) + 2:].partition(": ") if message.startswith(where) else ("", "", message)
+            key, _, problem = (
+                message[len(where) + 2 :].partition(": ") if message.startswith(where) else ("", "", message)
+            )
             opts.rejects.reject_message(det.path, line, message, reason_of(key, problem) if problem else key)
             continue
         for row in rows:

@@ -11,17 +11,17 @@ import hashlib
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
-from ..errors import UserError
-from ..safety import check_output
-from .io import atomic_writer, open_text
-from .jsonstream import iter_json_values, iter_jsonl
-from .fixes import FIX_NAMES, fix_row
-from .rejects import Rejects, rejects_path
-from .schema import row_problems
+from bgeft.data.fixes import FIX_NAMES, fix_row
+from bgeft.data.io import atomic_writer, open_text
+from bgeft.data.jsonstream import iter_json_values, iter_jsonl
+from bgeft.data.rejects import Rejects, rejects_path
+from bgeft.data.schema import row_problems
+from bgeft.errors import UserError
+from bgeft.safety import check_output
 
 PURPOSES = ("auto", "training", "mining")
 MAX_MESSAGES = 1000  # stored per list; counts stay exact beyond it
@@ -171,7 +171,7 @@ class _Checker:
 def _load_tokenizer(tokenizer):
     if tokenizer is None or not isinstance(tokenizer, (str, os.PathLike)):
         return tokenizer
-    from .books import load_tokenizer
+    from bgeft.data.books import load_tokenizer
 
     return load_tokenizer(tokenizer)
 
@@ -287,17 +287,25 @@ def _check_file(path: Path, checker: _Checker, report: ValidationReport, out) ->
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE", help="training .jsonl/.json files or directories")
     parser.add_argument("--strict", action="store_true", help="exit 1 when any error is found")
-    parser.add_argument("--fix", metavar="OUT", help="write the valid rows (first of duplicates) to OUT, repairing what "
-                        "can be repaired (blank/duplicate items, positives in neg, missing neg of mining input); "
-                        "dropped rows are listed in OUT.rejects")
+    parser.add_argument(
+        "--fix",
+        metavar="OUT",
+        help="write the valid rows (first of duplicates) to OUT, repairing what "
+        "can be repaired (blank/duplicate items, positives in neg, missing neg of mining input); "
+        "dropped rows are listed in OUT.rejects",
+    )
     parser.add_argument("--for", dest="purpose", choices=PURPOSES, default="auto",
                         help="training: rows need neg; mining: neg may be missing (bgeft data mine adds it); "
                              "auto (default): mining when no row of a file has neg")
     parser.add_argument("--max-rejects", metavar="N|P%", help="with --fix: fail when more rows than this are dropped")
     parser.add_argument("--kd", action="store_true", help="require pos_scores/neg_scores (knowledge_distillation)")
-    parser.add_argument("--train-group-size", type=int, metavar="N", help="warn about rows with fewer negatives than this - 1")
+    parser.add_argument(
+        "--train-group-size", type=int, metavar="N", help="warn about rows with fewer negatives than this - 1"
+    )
     parser.add_argument("--tokenizer", metavar="PATH", help="local tokenizer to measure passages with")
-    parser.add_argument("--max-tokens", type=int, metavar="N", help="warn about passages longer than this (passage_max_len)")
+    parser.add_argument(
+        "--max-tokens", type=int, metavar="N", help="warn about passages longer than this (passage_max_len)"
+    )
     parser.add_argument("--limit", type=int, default=20, metavar="N", help="messages to print per kind (default 20)")
 
 

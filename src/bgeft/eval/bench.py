@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
-from ..errors import UserError
-from ..models.devices import device_name, parse_devices
+from bgeft.errors import UserError
+from bgeft.models.devices import device_name, parse_devices
 
 EN = ("the river town ferry crosses morning boat teacher school letter mountain story village old "
       "young family market rain autumn night city book chapter road bridge harbour lantern").split()
@@ -95,7 +95,7 @@ def bench(model_path, batch_sizes=(1, 8, 32, 128), reranker: bool = False, data_
         raise UserError(f"--items {n_items}: must be positive")
     devices = parse_devices(device)[:1]
     if data_dir is not None:
-        from .datasets import load_eval_data
+        from bgeft.eval.datasets import load_eval_data
 
         data = load_eval_data(data_dir)
         passages = data.doc_texts()
@@ -105,7 +105,7 @@ def bench(model_path, batch_sizes=(1, 8, 32, 128), reranker: bool = False, data_
         texts = synthetic_texts(n_items)
         queries = synthetic_texts(16, seed=1)
     if reranker:
-        from ..models.reranker import Reranker
+        from bgeft.models.reranker import Reranker
 
         model = Reranker(model_path, device=devices[0], batch_size=max(batch_sizes), max_length=max_length, fp16=fp16,
                          flag="--model")
@@ -118,7 +118,7 @@ def bench(model_path, batch_sizes=(1, 8, 32, 128), reranker: bool = False, data_
             return model.model.compute_score([list(p) for p in batch], batch_size=b, max_length=max_length)
         what = "FlagReranker.compute_score"
     else:
-        from ..models.embedder import Encoder
+        from bgeft.models.embedder import Encoder
 
         model = Encoder(model_path, device=devices[0], passage_max_length=max_length, fp16=fp16, progress=False)
         items = texts
@@ -166,8 +166,8 @@ def bench(model_path, batch_sizes=(1, 8, 32, 128), reranker: bool = False, data_
         "peak_accelerator_mem_mb": (accel.max_memory_allocated() / 2**20) if accel is not None else None,
     }
     if out_dir is not None:
-        from . import plots
-        from .report import write_outputs
+        from bgeft.eval import plots
+        from bgeft.eval.report import write_outputs
 
         def images(res, out):
             plots.throughput_plot(res["rows"], out / "throughput.png", res["model"]["api"])
@@ -178,7 +178,7 @@ def bench(model_path, batch_sizes=(1, 8, 32, 128), reranker: bool = False, data_
 
 
 def render_bench(result: dict, images: list[str]) -> str:
-    from .report import table
+    from bgeft.eval.report import table
 
     s = result["settings"]
     out = ["# Throughput and latency\n",

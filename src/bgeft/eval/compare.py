@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from ..errors import UserError
+from bgeft.errors import UserError
 
 TIE = 1e-9
 DEFAULT_COMPARE_METRICS = ("ndcg@10", "recall@10", "mrr@10", "map")
@@ -139,7 +139,7 @@ def compare_runs(baseline, candidate, metrics=DEFAULT_COMPARE_METRICS, modes=Non
         "_series": {"baseline": bs, "candidate": cs},
     }
     if out_dir is not None:
-        from .report import write_outputs
+        from bgeft.eval.report import write_outputs
 
         write_outputs(Path(out_dir), result)
     return result

@@ -28,9 +28,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import UserError
-from ..io import atomic_write_text
-from ..safety import check_input
+from bgeft.errors import UserError
+from bgeft.io import atomic_write_text
+from bgeft.safety import check_input
 
 LAYOUT_HELP = (
     "expected a BEIR directory (corpus.jsonl, queries.jsonl, qrels/test.tsv), a FlagEmbedding custom "
@@ -93,7 +93,9 @@ def _read_jsonl(path: Path) -> list[tuple[int, dict]]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise UserError(f"{path}:{lineno}: not valid JSON ({exc.msg}); write one JSON object per line") from None
+                raise UserError(
+                    f"{path}:{lineno}: not valid JSON ({exc.msg}); write one JSON object per line"
+                ) from None
             if not isinstance(row, dict):
                 raise UserError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
             rows.append((lineno, row))
@@ -135,7 +137,9 @@ def _score(path: Path, lineno: int, value: str) -> int:
     try:
         number = float(value)
     except ValueError:
-        raise UserError(f"{path}:{lineno}: score {value!r} is not a number; use integer relevance grades (0, 1, 2...)") from None
+        raise UserError(
+            f"{path}:{lineno}: score {value!r} is not a number; use integer relevance grades (0, 1, 2...)"
+        ) from None
     if not math.isfinite(number) or number != int(number):
         raise UserError(f"{path}:{lineno}: score {value!r} is not an integer relevance grade; use 0, 1, 2... "
                         "(ranking metrics take whole grades: 0.5 would silently count as 0)")
@@ -158,14 +162,18 @@ def _read_qrels_tsv(path: Path) -> list[tuple[int, str, str, int]]:
             elif len(cols) == 4:  # TREC qrels: qid iteration docid rel
                 qid, _, did, score = cols
             else:
-                raise UserError(f"{path}:{lineno}: expected 3 tab-separated columns query-id, corpus-id, score; got {len(cols)}")
+                raise UserError(
+                    f"{path}:{lineno}: expected 3 tab-separated columns query-id, corpus-id, score; got {len(cols)}"
+                )
             rows.append((lineno, qid.strip(), did.strip(), _score(path, lineno, score.strip())))
     return rows
 
 
 def _read_qrels_jsonl(path: Path) -> list[tuple[int, str, str, int]]:
-    return [(n, _field(path, n, r, "qid"), _field(path, n, r, "docid"), _score(path, n, _field(path, n, r, "relevance")))
-            for n, r in _read_jsonl(path)]
+    return [
+        (n, _field(path, n, r, "qid"), _field(path, n, r, "docid"), _score(path, n, _field(path, n, r, "relevance")))
+        for n, r in _read_jsonl(path)
+    ]
 
 
 def _build(corpus, queries, rows, qrels_path: Path, source: str, layout: str) -> EvalData:
@@ -230,7 +238,7 @@ def load_training_jsonl(path: str | Path) -> EvalData:
             query = row.get("query")
             pos = row.get("pos")
             if not isinstance(query, str) or not isinstance(pos, list):
-                raise UserError(f"{file}:{lineno}: a training row needs \"query\" (string) and \"pos\" (list of strings)")
+                raise UserError(f'{file}:{lineno}: a training row needs "query" (string) and "pos" (list of strings)')
             qid = f"q{len(queries)}"
             queries[qid] = query
             for kind in ("pos", "neg"):

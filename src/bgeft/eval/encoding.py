@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse as sp
 
-from ..errors import UserError
-from ..models.embedder import Encoded, Encoder
-from ..models.resolve import model_fingerprint
+from bgeft.errors import UserError
+from bgeft.models.embedder import Encoded, Encoder
+from bgeft.models.resolve import model_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,9 @@ log = logging.getLogger(__name__)
 # ---- on-disk cache of corpus encodings --------------------------------------------------------
 
 def cache_key(encoder: Encoder, corpus_fp: str) -> str:
-    blob = json.dumps({"model": model_fingerprint(encoder.path), "corpus": corpus_fp, **encoder.settings()}, sort_keys=True)
+    blob = json.dumps(
+        {"model": model_fingerprint(encoder.path), "corpus": corpus_fp, **encoder.settings()}, sort_keys=True
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
 
 
@@ -54,7 +56,7 @@ def load_cached(entry: Path, outputs: set[str]) -> Encoded | None:
 
 def save_cached(entry: Path, enc: Encoded, info: dict) -> None:
     """Write into a sibling temp dir, then swap it in: a crash never leaves a half entry."""
-    from ..io import atomic_dir
+    from bgeft.io import atomic_dir
 
     with atomic_dir(entry, replace=True) as tmp:
         if enc.dense is not None:

@@ -5,14 +5,14 @@
 * ``eval_curves.png``: the metric for best model (and nDCG/Recall@10) against the step, best step marked;
 * ``eval_summary.json``: which checkpoint was kept and why (``best_model_checkpoint``, ``best_metric``,
   ``best_global_step``, whether it was loaded at the end, whether early stopping ended the run),
-  read by the model card (``bgeft.artifacts``).
+  read by the model card (``bgeft.train.artifacts``).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ..io import atomic_write_text
+from bgeft.io import atomic_write_text
 
 HISTORY = "eval_history.jsonl"
 CURVES = "eval_curves.png"
@@ -27,7 +27,7 @@ def read_history(output_dir: Path) -> list[dict]:
 
 
 def plot_curves(rows: list[dict], metric: str, best_step: int | None, path: Path) -> Path | None:
-    from .plots import _save, plt
+    from bgeft.eval.plots import _save, plt
 
     names = [n for n in dict.fromkeys([f"eval_{metric}", "eval_ndcg@10", "eval_recall@10"]) if rows and n in rows[0]]
     if not names:
@@ -53,7 +53,7 @@ def plot_curves(rows: list[dict], metric: str, best_step: int | None, path: Path
 
 class EvalHistory:
     def __init__(self, output_dir: Path, metric: str | None, enabled: bool = True):
-        from ..eval_section import metric_key
+        from bgeft.config.eval_section import metric_key
 
         self.dir, self.enabled = Path(output_dir), enabled
         self.metric = metric_key(metric) if metric else "ndcg@10"

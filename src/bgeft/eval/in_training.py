@@ -19,10 +19,10 @@ import time
 import numpy as np
 from scipy import sparse as sp
 
-from ..eval_section import load_dev_set
-from ..models.embedder import MODE_OUTPUTS, Encoded, Encoder
-from .metrics import evaluate_run
-from .retrieval import DEFAULT_WEIGHTS, parse_weights
+from bgeft.config.eval_section import load_dev_set
+from bgeft.eval.metrics import evaluate_run
+from bgeft.eval.retrieval import DEFAULT_WEIGHTS, parse_weights
+from bgeft.models.embedder import MODE_OUTPUTS, Encoded, Encoder
 
 RERANK_TOP = 100
 
@@ -72,7 +72,7 @@ class InTrainingEvaluator:
         self.mode = cfg.get("mode", "dense")
         self.candidates = None
         if self.reranker:
-            from .rerank import bm25_candidates
+            from bgeft.eval.rerank import bm25_candidates
 
             self.top = int(cfg.get("rerank_top", RERANK_TOP))
             self.candidates = bm25_candidates(self.data, self.top)
@@ -149,7 +149,7 @@ class InTrainingEvaluator:
         return parts
 
     def _retrieve(self, flag, rank: int, world: int, timing: dict) -> dict | None:
-        from .search import retrieve
+        from bgeft.eval.search import retrieve
 
         encoder = Encoder(flag, batch_size=self.cfg["batch_size"], query_max_length=flag.query_max_length,
                           passage_max_length=flag.passage_max_length, progress=False)  # a fresh one per evaluation
@@ -173,7 +173,7 @@ class InTrainingEvaluator:
         return _clean(evaluate_run(runs[self.mode], self.data.qrels, self.ks)["metrics"])
 
     def _rerank(self, flag, rank: int, world: int, timing: dict) -> dict | None:
-        from .rerank import rerank_run
+        from bgeft.eval.rerank import rerank_run
 
         evaluator = self
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pytrec_eval
 
-from ..errors import UserError
+from bgeft.errors import UserError
 
 Run = dict[str, list[tuple[str, float]]]
 DEFAULT_KS = (1, 5, 10, 20, 100)

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import matplotlib
 
-from ..io import atomic_writer
+from bgeft.io import atomic_writer
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def _save(fig, path: Path) -> Path:

@@ -11,8 +11,8 @@ import json
 import math
 from pathlib import Path
 
-from ..io import atomic_write_text
-from . import plots
+from bgeft.eval import plots
+from bgeft.io import atomic_write_text
 
 RETRIEVER_SECTIONS = ("## Summary", "## Metrics by k", "## Timing", "## Plots", "## Notes")
 RERANK_SECTIONS = ("## Summary", "## Metrics by k", "## Significance of the gain", "## Timing", "## Plots", "## Notes")
@@ -88,14 +88,27 @@ def render_retriever(result: dict, images: list[str]) -> str:
     k = main_k(ks)
     out = _header(result, "Retriever evaluation")
     w = s["weights"]
-    out.append(f"- Modes: {', '.join(s['modes'])}; hybrid = {w['dense']} x dense + {w['sparse']} x sparse + "
-               f"{w['colbert']} x colbert over the dense and sparse top-{s['candidates']}; ranking depth {s['depth']}\n")
+    out.append(
+        f"- Modes: {', '.join(s['modes'])}; hybrid = {w['dense']} x dense + {w['sparse']} x sparse + "
+        f"{w['colbert']} x colbert over the dense and sparse top-{s['candidates']}; ranking depth {s['depth']}\n"
+    )
     names = [f"ndcg@{k}", f"recall@{k}", f"mrr@{k}", "map", f"success@{k}", f"coverage@{k}"]
     out.append("## Summary\n")
-    out.append(table(["mode"] + [n.replace("ndcg", "nDCG").replace("mrr", "MRR").replace("map", "MAP")
-                                 .replace("recall", "Recall").replace("success", "Success").replace("coverage", "Coverage")
-                                 for n in names],
-                     [[mode] + [r["metrics"][n] for n in names] for mode, r in result["results"].items()]))
+    out.append(
+        table(
+            ["mode"]
+            + [
+                n.replace("ndcg", "nDCG")
+                .replace("mrr", "MRR")
+                .replace("map", "MAP")
+                .replace("recall", "Recall")
+                .replace("success", "Success")
+                .replace("coverage", "Coverage")
+                for n in names
+            ],
+            [[mode] + [r["metrics"][n] for n in names] for mode, r in result["results"].items()],
+        )
+    )
     out.append("## Metrics by k\n")
     for mode, r in result["results"].items():
         out.append(f"### {mode}\n\n" + _by_k(r["metrics"], ks))
@@ -229,9 +242,11 @@ def write_outputs(out_dir: Path, result: dict, render=None, images=None) -> Path
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        from ..errors import UserError
+        from bgeft.errors import UserError
 
-        raise UserError(f"--out {out_dir}: cannot create the directory ({exc.strerror}); choose a writable path") from None
+        raise UserError(
+            f"--out {out_dir}: cannot create the directory ({exc.strerror}); choose a writable path"
+        ) from None
     names = images(result, out_dir) if images else _images(result, out_dir)
     if result.get("_runs"):
         write_runs(out_dir, result["_runs"])

@@ -29,13 +29,13 @@ import os
 import time
 from pathlib import Path
 
-from ..errors import UserError
-from ..safety import check_input
-from .compare import paired_stats
-from .datasets import EvalData, load_eval_data
-from ..models.reranker import Reranker
-from .metrics import check_threshold, evaluate_run
-from .retrieval import parse_ks
+from bgeft.errors import UserError
+from bgeft.eval.compare import paired_stats
+from bgeft.eval.datasets import EvalData, load_eval_data
+from bgeft.eval.metrics import check_threshold, evaluate_run
+from bgeft.eval.retrieval import parse_ks
+from bgeft.models.reranker import Reranker
+from bgeft.safety import check_input
 
 GAIN_METRICS = ("acc@1", "mrr", "ndcg@10", "err@10", "map")
 
@@ -73,7 +73,8 @@ def load_candidates(path, data: EvalData) -> dict[str, list[tuple[str, float]]]:
             if not cols:
                 continue
             if len(cols) != 6:
-                raise UserError(f"{p}:{lineno}: expected a JSON run or TREC run lines 'qid Q0 docid rank score tag'")
+                raise UserError(
+                    f"{p}:{lineno}: expected a JSON run or TREC run lines 'qid Q0 docid rank score tag'") from None
             raw.setdefault(cols[0], {})[cols[2]] = _run_score(p, f"line {lineno}", cols[4])
     unknown = sorted({d for docs in raw.values() for d in docs if d not in data.corpus})
     if unknown:
@@ -83,7 +84,7 @@ def load_candidates(path, data: EvalData) -> dict[str, list[tuple[str, float]]]:
 
 
 def bm25_candidates(data: EvalData, top: int) -> dict[str, list[tuple[str, float]]]:
-    from ..models.index import BM25Index
+    from bgeft.models.index import BM25Index
 
     ids = data.doc_ids
     hits = BM25Index(data.doc_texts()).search([data.queries[q] for q in data.eval_qids], top)
@@ -112,7 +113,7 @@ def _first_stage(data, candidates, retriever, top, mode, cache_dir, device, retr
         run = load_candidates(candidates, data)
         return {q: run.get(q, [])[:top] for q in data.eval_qids}, f"candidates file {candidates}", None
     if retriever is not None:
-        from .retrieval import evaluate_retriever
+        from bgeft.eval.retrieval import evaluate_retriever
 
         res = evaluate_retriever(retriever, None, modes=[mode] if mode else None, data=data, depth=top,
                                  candidates=max(top, 100), cache_dir=cache_dir, device=device, progress=progress,
@@ -146,9 +147,10 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
     t1 = time.perf_counter()
     run2 = rerank_run(reranker, data, run1, rerank_top)
     t2 = time.perf_counter()
-    results = {"first_stage": evaluate_run(run1, data.qrels, ks, reranker=True, relevance_threshold=relevance_threshold),
-               "reranked": evaluate_run(run2, data.qrels, ks, reranker=True,
-                                             relevance_threshold=relevance_threshold)}
+    results = {
+        "first_stage": evaluate_run(run1, data.qrels, ks, reranker=True, relevance_threshold=relevance_threshold),
+        "reranked": evaluate_run(run2, data.qrels, ks, reranker=True, relevance_threshold=relevance_threshold),
+    }
     gain = {k: results["reranked"]["metrics"][k] - v for k, v in results["first_stage"]["metrics"].items()
             if k != "n_queries"}
     p1, p2 = results["first_stage"]["per_query"], results["reranked"]["per_query"]
@@ -178,7 +180,7 @@ def evaluate_reranker(model_path, data_dir, candidates=None, retriever=None, top
         result["warning"] = (f"{reranker.path} has no sequence-classification head in its config (architectures); "
                              "FlagReranker initialised one at random, so its scores are meaningless until fine-tuned")
     if out_dir is not None:
-        from .report import write_outputs
+        from bgeft.eval.report import write_outputs
 
         write_outputs(Path(out_dir), result)
     return result

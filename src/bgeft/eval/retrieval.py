@@ -26,11 +26,11 @@ import math
 import time
 from pathlib import Path
 
-from ..errors import UserError
-from .datasets import EvalData, load_eval_data
-from ..models.embedder import ALL_MODES, MODE_OUTPUTS, Encoder
-from .encoding import encode_corpus_cached
-from .metrics import DEFAULT_KS, check_threshold, evaluate_run
+from bgeft.errors import UserError
+from bgeft.eval.datasets import EvalData, load_eval_data
+from bgeft.eval.encoding import encode_corpus_cached
+from bgeft.eval.metrics import DEFAULT_KS, check_threshold, evaluate_run
+from bgeft.models.embedder import ALL_MODES, MODE_OUTPUTS, Encoder
 
 DEFAULT_WEIGHTS = (0.4, 0.2, 0.4)
 
@@ -54,7 +54,9 @@ def parse_weights(weights) -> dict[str, float]:
         try:
             weights = [float(x) for x in weights.split(",")]
         except ValueError:
-            raise UserError(f"--weights {weights!r}: expected three numbers dense,sparse,colbert such as 0.4,0.2,0.4") from None
+            raise UserError(
+                f"--weights {weights!r}: expected three numbers dense,sparse,colbert such as 0.4,0.2,0.4"
+            ) from None
     weights = list(weights)
     if (len(weights) != 3 or any(not isinstance(w, (int, float)) or not math.isfinite(w) or w < 0 for w in weights)
             or sum(weights) <= 0):
@@ -87,18 +89,22 @@ def run_retriever(encoder: Encoder, data: EvalData, modes, weights, depth: int, 
     qids = data.eval_qids
     queries = encoder.encode_queries([data.queries[q] for q in qids], outputs)
     t2 = time.perf_counter()
-    from .search import retrieve
+    from bgeft.eval.search import retrieve
 
     runs = retrieve(docs, queries, data.doc_ids, qids, modes, weights, depth=depth, candidates=candidates,
                     gpu=encoder.devices[0].startswith("cuda"), progress=progress)
     seconds = runs.pop("_seconds")
-    timing = {"load_model_s": round(t0 - t_load, 4), "encode_corpus_s": round(t1 - t0, 4), "encode_queries_s": round(t2 - t1, 4),
-              "search_s": {k: round(v, 4) for k, v in seconds.items()}}
+    timing = {
+        "load_model_s": round(t0 - t_load, 4),
+        "encode_corpus_s": round(t1 - t0, 4),
+        "encode_queries_s": round(t2 - t1, 4),
+        "search_s": {k: round(v, 4) for k, v in seconds.items()},
+    }
     return {"runs": runs, "cache": cache, "timing": timing}
 
 
 def encoder_info(encoder: Encoder) -> dict:
-    from ..models.resolve import model_fingerprint
+    from bgeft.models.resolve import model_fingerprint
 
     return {"path": str(encoder.path) if encoder.path else f"<in-memory {encoder.class_name}>",
             "class": encoder.class_name, "fingerprint": model_fingerprint(encoder.path) if encoder.path else None,
@@ -129,7 +135,9 @@ def evaluate_retriever(model_path, data_dir, modes=None, weights=DEFAULT_WEIGHTS
     if candidates < 1:
         raise UserError(f"--candidates {candidates}: must be a positive number of passages")
     ranked = run_retriever(encoder, data, modes, weights, depth, candidates, cache_dir, progress)
-    results = {m: evaluate_run(ranked["runs"][m], data.qrels, ks, relevance_threshold=relevance_threshold) for m in modes}
+    results = {
+        m: evaluate_run(ranked["runs"][m], data.qrels, ks, relevance_threshold=relevance_threshold) for m in modes
+    }
     result = {
         "kind": "retriever",
         "model": encoder_info(encoder),
@@ -142,7 +150,7 @@ def evaluate_retriever(model_path, data_dir, modes=None, weights=DEFAULT_WEIGHTS
         "_runs": ranked["runs"],
     }
     if out_dir is not None:
-        from .report import write_outputs
+        from bgeft.eval.report import write_outputs
 
         write_outputs(Path(out_dir), result)
     return result

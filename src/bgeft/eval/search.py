@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..console_progress import track
-from ..models.encoded import Encoded
+from bgeft.console_progress import track
+from bgeft.models.encoded import Encoded
 
 
 def dense_topk(docs: Encoded, queries: Encoded, k: int, gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(scores, indices), both (n_queries, k'); k' = min(k, n_docs). Exact search (faiss flat)."""
-    from ..models.index import build_index
+    from bgeft.models.index import build_index
 
     k = min(k, docs.n)
     index = build_index(docs.dense, "flat", gpu="auto" if gpu else "no")

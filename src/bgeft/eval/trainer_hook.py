@@ -33,8 +33,8 @@ def hold_eval_strategy(training_args):
 def install(runner, task: str, cfg: dict, held_strategy, restore_checkpoint=None) -> None:
     from transformers import EarlyStoppingCallback
 
-    from .history import EvalHistory
-    from .in_training import InTrainingEvaluator
+    from bgeft.eval.history import EvalHistory
+    from bgeft.eval.in_training import InTrainingEvaluator
 
     trainer = runner.trainer
     trainer.args.eval_strategy = held_strategy
@@ -42,7 +42,7 @@ def install(runner, task: str, cfg: dict, held_strategy, restore_checkpoint=None
     history = EvalHistory(Path(trainer.args.output_dir), trainer.args.metric_for_best_model,
                           enabled=trainer.args.should_save)
 
-    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):  # noqa: ARG001
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval"):
         start = time.perf_counter()
         metrics, timing = evaluator.evaluate()
         seconds = time.perf_counter() - start
@@ -76,7 +76,7 @@ def install(runner, task: str, cfg: dict, held_strategy, restore_checkpoint=None
 
 
 def _headline(metrics: dict, metric: str | None) -> str:
-    from ..eval_section import metric_key
+    from bgeft.config.eval_section import metric_key
 
     names = [metric_key(metric)] if metric else []
     names += [n for n in ("ndcg@10", "recall@10", "mrr@10") if n not in names]

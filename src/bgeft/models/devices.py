@@ -16,7 +16,7 @@ import platform
 import sys
 from dataclasses import dataclass
 
-from ..errors import UserError
+from bgeft.errors import UserError
 
 KINDS = ("cuda", "npu", "cpu", "mps")
 SYNTAX = "auto, cpu, cuda, cuda:N, npu, npu:N or a comma list such as cuda:0,cuda:1"

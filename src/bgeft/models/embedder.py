@@ -38,12 +38,12 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse as sp
 
-from ..console_progress import progress as progress_bar
-from ..console_progress import quiet_library_bars
-from ..errors import UserError
-from .devices import half_dtype, half_precision, parse_devices
-from .encoded import Encoded, concat_rows, lexical_to_csr
-from .resolve import model_dir
+from bgeft.console_progress import progress as progress_bar
+from bgeft.console_progress import quiet_library_bars
+from bgeft.errors import UserError
+from bgeft.models.devices import half_dtype, half_precision, parse_devices
+from bgeft.models.encoded import Encoded, concat_rows, lexical_to_csr
+from bgeft.models.resolve import model_dir
 
 ALL_MODES = ("dense", "sparse", "colbert", "hybrid")
 MODE_OUTPUTS = {"dense": {"dense"}, "sparse": {"sparse"}, "colbert": {"dense", "colbert"},
@@ -108,7 +108,7 @@ class Encoder:
             self.pooling = detect_pooling(self.path) if pooling == "auto" else pooling
             self.devices = parse_devices(device)
         else:
-            from .forward import FlagBackend, TrainingBackend, model_device
+            from bgeft.models.forward import FlagBackend, TrainingBackend, model_device
 
             self.path = None
             query_instruction = query_instruction or getattr(model, "query_instruction_for_retrieval", None)
@@ -157,8 +157,8 @@ class Encoder:
         if self._backend is None:
             import torch
 
-            from .flag_classes import flag_model_class
-            from .forward import FlagBackend
+            from bgeft.models.flag_classes import flag_model_class
+            from bgeft.models.forward import FlagBackend
 
             cls = flag_model_class(self.is_m3)
             quiet_library_bars()  # after FlagEmbedding's modules are imported
@@ -276,7 +276,7 @@ class Encoder:
                      lengths: list[int]) -> Encoded:
         import torch
 
-        from .forward import auto_batch_size, model_device, run_batch
+        from bgeft.models.forward import auto_batch_size, model_device, run_batch
 
         backend = self.backend
         device = model_device(backend.module)

@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from ..errors import UserError
+from bgeft.errors import UserError
 
 INDEX_KINDS = ("flat", "ivf", "hnsw")
 ADD_CHUNK = 65536
@@ -82,7 +82,7 @@ def search(index, queries: np.ndarray, k: int, batch_size: int = 256,
            desc: str = "search") -> tuple[np.ndarray, np.ndarray]:
     k = min(k, index.ntotal)
     scores, ids = [], []
-    from ..console_progress import progress
+    from bgeft.console_progress import progress
 
     with progress(len(queries), desc, "queries", min_total=batch_size + 1) as bar:
         for start in range(0, len(queries), batch_size):
@@ -114,7 +114,7 @@ class BM25Index:
 
         self.n = len(texts)
         self.retriever = bm25s.BM25()
-        from ..console_progress import track
+        from bgeft.console_progress import track
 
         bar = track(texts, "bm25 index", "passages", min_total=1000)
         self.retriever.index([bm25_tokens(t) or ["<empty>"] for t in bar], show_progress=False)

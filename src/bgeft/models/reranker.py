@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 
-from .devices import half_precision, parse_devices
-from .resolve import model_dir, model_fingerprint
+from bgeft.models.devices import half_precision, parse_devices
+from bgeft.models.resolve import model_dir, model_fingerprint
 
 
 class Reranker:
@@ -30,8 +30,8 @@ class Reranker:
         if self._model is None:
             from FlagEmbedding import FlagReranker
 
-            from ..console import note
-            from ..console_progress import quiet_library_bars
+            from bgeft.console import note
+            from bgeft.console_progress import quiet_library_bars
 
             quiet_library_bars()
             if not self.trained_head:   # said once, before transformers' load report (which goes to the log)

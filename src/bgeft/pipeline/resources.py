@@ -1,0 +1,30 @@
+"""Recipes a pipeline names, by shipped name (``demo_cpu_m3``) or path. Models resolve through
+``bgeft.models.resolve`` (``bgeft:demo-model``, a local directory, a hub id)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from bgeft.errors import UserError
+
+
+def resolve_recipe(value: str, base_dir: Path) -> Path:
+    """A shipped recipe name (``bgeft ls``) or a YAML path relative to the pipeline file."""
+    from bgeft.assets import asset_dir
+
+    if value.endswith((".yaml", ".yml")) or "/" in value:
+        path = (base_dir / Path(value).expanduser()).resolve()
+        if path.is_file():
+            return path
+        raise UserError(
+            f"{value}: no such recipe file (relative paths resolve against the pipeline file, or the working "
+            "directory when given on the command line)"
+        )
+    shipped = asset_dir("recipes") / f"{value}.yaml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in asset_dir("recipes").glob("*.yaml"))
+    import difflib
+
+    close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise UserError(f"no recipe named {value!r}{hint}; bgeft ls lists the shipped ones, or give a path to a .yaml")

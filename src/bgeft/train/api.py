@@ -21,6 +21,7 @@ from pathlib import Path
 
 from bgeft.config import recipe as recipes
 from bgeft.config.recipe import Recipe
+from bgeft.console import say
 from bgeft.errors import UserError
 from bgeft.models.demo import materialize
 from bgeft.models.devices import probe_device
@@ -80,8 +81,8 @@ def check_data(recipe: Recipe) -> dict[str, str]:
                         "valid ones) or pass --no-data-check to skip this check")
     if report.warning_count:
         shown = "\n  ".join(report.warnings[:5])
-        print(f"bgeft: {report.rows_checked} training rows checked, {report.warning_count} warning(s):\n  {shown}"
-              + ("\n  ..." if report.warning_count > 5 else ""), file=sys.stderr)
+        say(f"bgeft: {report.rows_checked} training rows checked, {report.warning_count} warning(s):\n  {shown}"
+            + ("\n  ..." if report.warning_count > 5 else ""))
     return digests
 
 
@@ -144,8 +145,8 @@ def cmd_train(args) -> int:
         raise refusal(recipe, exc) from None
     if code != 0:
         what = {130: "was interrupted (Ctrl-C)", 143: "was stopped (SIGTERM)"}.get(code, f"exited with code {code}")
-        print(f"bgeft: training {what}; full log: {plan.output_dir / log_name}"
-              + ("; continue with --resume" if code in (130, 143) else ""), file=sys.stderr)
+        say(f"bgeft: training {what}; full log: {plan.output_dir / log_name}"
+            + ("; continue with --resume" if code in (130, 143) else ""))
         return code
     if rank != 0:
         print(f"bgeft: node {rank} done; node 0 writes the model card into {plan.output_dir}")

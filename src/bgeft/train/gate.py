@@ -78,8 +78,8 @@ class Gate:
                     ctrl_c = code in (130, -2)
                     raise UserError(f"training was {'interrupted (Ctrl-C)' if ctrl_c else 'stopped (SIGTERM)'} before "
                                     "it started; output_dir was not touched", exit_code=130 if ctrl_c else 143)
-                raise UserError(f"the training process exited with code {code} before training started (its output is "
-                                "above); output_dir was not touched", exit_code=1)
+                raise UserError(f"the training process exited with code {code} before training started; output_dir "
+                                "was not touched", exit_code=1)
             if not pump(POLL_SECONDS * 5):
                 time.sleep(POLL_SECONDS)
 

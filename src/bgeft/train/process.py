@@ -11,11 +11,13 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 from bgeft.config.redaction import Masker
+from bgeft.console import plain, say, settings, show_tail
+from bgeft.console_progress import WorkerLines
+from bgeft.errors import UserError
 from bgeft.safety import record_owned
 from bgeft.train.gate import Gate
 from bgeft.train.launch import Plan
@@ -39,6 +41,7 @@ def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None =
     env = {**os.environ, **plan.env, **plan.secret_env, **(gate.env if gate else {}), "PYTHONUNBUFFERED": "1"}
     masker = Masker(secrets or [])
     log, early, ended = None, [], False  # early: output from before train.log may exist
+    shown = WorkerLines()   # bgeft's lines and the training progress; everything goes to the log
     proc = subprocess.Popen(plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             process_group=0)
     received: list[int] = []
@@ -60,23 +63,38 @@ def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None =
         chunk = os.read(proc.stdout.fileno(), 65536)
         ended = not chunk
         text = masker.feed(chunk, final=ended)
-        sys.stdout.buffer.write(text)
-        sys.stdout.buffer.flush()
-        (log.write if log else early.append)(text)
+        if log is None:
+            early.append(text)
+        else:
+            log.write(text)
+            log.flush()
+        shown.write(text)
         return not ended
 
     previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         if gate is not None:
-            prepare(gate.wait(proc, pump))
+            try:
+                prepare(gate.wait(proc, pump))
+            except UserError as exc:
+                if not settings.verbose and exc.exit_code == 1:  # it died before the gate: show its last lines
+                    say("bgeft: the last lines of the training process:")
+                    for line in plain(b"".join(early).decode(errors="replace")).splitlines()[-20:]:
+                        say(f"  | {line[:400]}")
+                raise
         log = open(plan.output_dir / log_name, "ab")
         log.write(b"".join(early))
         if gate is not None:
             gate.open()
         while pump():
             pass
-        return proc.wait()
+        shown.close()
+        code = proc.wait()
+        if code not in (0, 130, 143) and not settings.verbose:
+            show_tail(plan.output_dir / log_name, f"training exited with code {code}")
+        return code
     finally:
+        shown.close()
         for s, handler in previous.items():
             signal.signal(s, signal.SIG_IGN if received else handler)
         if proc.poll() is None and log is None:  # refused or failed before the gate: nothing of it to keep

@@ -129,7 +129,7 @@ def test_a_refusal_in_the_worker_leaves_output_dir_untouched(tmp_path, tiny_xlmr
         (out / name).write_text(text)
     result = bgeft("train", recipe, "--overwrite", "training.load_best_model_at_end=true", "training.eval_strategy=no")
     assert result.returncode == 2, result.stderr[-3000:]
-    assert (f"{recipe}: training: FlagEmbedding's EncoderOnlyEmbedderTrainingArguments rejects it: "
+    assert (f"{recipe}: training: FlagEmbedding's AbsEmbedderTrainingArguments rejects it: "
             "--load_best_model_at_end requires the save and eval strategy to match") in result.stderr
     assert "Traceback" not in result.stderr
     assert {p.name: p.read_text() for p in out.iterdir()} == before

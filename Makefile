@@ -8,7 +8,7 @@ TORCH_PIP_ARGS ?=
 BIN := $(VENV)/bin
 DEMO_OUT ?= outputs/demo_cpu_m3
 
-.PHONY: help install lint-tools demo demo-train test test-containers test-fast clean lock
+.PHONY: help install lint-tools demo demo-train test test-suite test-fresh-install test-containers test-fast clean lock
 
 help:
 	@echo "make demo     - install into $(VENV), then the demo pipeline: raw Chinese book -> fine-tuned retriever + reranker -> report (CPU, < 10 min)"
@@ -51,10 +51,24 @@ demo-train: install
 	HF_HUB_OFFLINE=1 $(BIN)/bgeft train recipes/demo_cpu_m3.yaml training.output_dir=$(DEMO_OUT) --overwrite
 	@echo "Fine-tuned BGE-M3-style model: $(DEMO_OUT) (load: BGEM3FlagModel('$(DEMO_OUT)', devices='cpu'))"
 
+# `make test` runs three suites side by side (-j3; each one's output is printed whole when it ends):
+#   test-suite          every test but the two below, on PYTEST_WORKERS pytest-xdist workers (--dist loadscope:
+#                       a module's tests share one worker, so its module-scoped runs are made once)
+#   test-fresh-install  tests/test_fresh_install.py: `pip install .` from PyPI into a new venv (mostly downloads)
+#   test-containers     the container suite (a private Docker engine; apt, debootstrap and image builds when cold)
+# Together they are `pytest -q` of the whole suite plus `make test-containers`; docs/benchmarks.md has the timings.
+PYTEST_WORKERS ?= 2
+TEST_ENV = PATH="$(CURDIR)/$(BIN):$$PATH:$(CURDIR)/$(LINT_VENV)/bin" HF_HUB_OFFLINE=1
+
 test: install lint-tools
 	$(LINT_VENV)/bin/ruff check src tests benchmarks scripts
-	PATH="$(CURDIR)/$(BIN):$$PATH:$(CURDIR)/$(LINT_VENV)/bin" HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
-	$(MAKE) test-containers
+	@$(MAKE) --no-print-directory -k -j3 --output-sync=target test-suite test-fresh-install test-containers
+
+test-suite: install lint-tools
+	$(TEST_ENV) $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadscope --ignore=tests/test_fresh_install.py
+
+test-fresh-install: install
+	$(TEST_ENV) $(BIN)/python -m pytest -q -p no:xdist tests/test_fresh_install.py
 
 # tests/containers: installs docker.io, debootstrap and docker-compose with apt when missing, starts a
 # private dockerd (own socket and data root, removed at the end), builds the Dockerfile on a CPU base

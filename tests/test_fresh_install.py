@@ -3,7 +3,10 @@ no constraints, no local mirrors), then the first checks they run: `bgeft env` a
 
 torch is installed first, the way `make` does (requirements/cpu.txt's pin through the machine's pip
 configuration, which may point at a CPU wheel); everything else is resolved from PyPI alone. Needs PyPI;
-marked slow (minutes: it downloads FlagEmbedding's dependencies)."""
+marked slow (minutes: it downloads FlagEmbedding's dependencies). `make test` runs it beside the rest of the
+suite (`make test-fresh-install`). pip runs with --no-compile: byte-compiling every installed module is
+most of pip's CPU time (torch alone: 75 CPU-s with, 20 without, docs/benchmarks.md) and proves nothing here;
+the imports below still load each module they need."""
 from __future__ import annotations
 
 import os
@@ -51,12 +54,12 @@ def test_fresh_pip_install_imports_flagembedding_and_env_is_clean(tmp_path):
     python, bgeft = venv / "bin" / "python", venv / "bin" / "bgeft"
     torch_pin = next(line for line in (REPO / "requirements" / "cpu.txt").read_text().splitlines()
                      if line.startswith("torch=="))
-    done = _run([python, "-m", "pip", "install", "-q", torch_pin])
+    done = _run([python, "-m", "pip", "install", "-q", "--no-compile", torch_pin])
     assert done.returncode == 0, done.stderr[-2000:]
     # a user's pip: PyPI only, no constraints file, no extra indexes
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env.update(PIP_CONFIG_FILE=os.devnull, PIP_DISABLE_PIP_VERSION_CHECK="1", HF_HUB_OFFLINE="1")
-    done = _run([python, "-m", "pip", "install", _copy_sources(tmp_path / "src")], env=env)
+    done = _run([python, "-m", "pip", "install", "--no-compile", _copy_sources(tmp_path / "src")], env=env)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     versions = _run([python, "-m", "pip", "list", "--format=freeze"], env=env).stdout
     print(versions)  # what the resolver chose (kept in the test log)

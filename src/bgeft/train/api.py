@@ -1,4 +1,5 @@
-"""``bgeft train``: load -> override -> validate -> plan -> run, without importing torch.
+"""``bgeft train``: ``prepare`` (load -> override -> validate -> plan), then ``run`` (check -> train),
+without importing torch.
 
 bgeft itself makes the static checks (every problem together, against the snapshot of FlagEmbedding's
 fields), plans for the device it finds without torch (models/devices.probe_device), refuses what the
@@ -86,8 +87,12 @@ def check_data(recipe: Recipe) -> dict[str, str]:
     return digests
 
 
-def plan_for(recipe_path: str, overrides: list[str], device=None, env=None) -> tuple[Recipe, Plan]:
-    recipe = recipes.validate(recipes.apply_overrides(recipes.load(recipe_path), overrides))
+def prepare(path_or_recipe: str | Path | Recipe, overrides: list[str] | tuple = (), device=None,
+            env=None) -> tuple[Recipe, Plan]:
+    """A recipe file (or a Recipe already merged, e.g. by a pipeline stage) + ``section.key=value``
+    overrides -> the validated Recipe and its launch Plan (device found without torch). Nothing is written."""
+    recipe = path_or_recipe if isinstance(path_or_recipe, Recipe) else recipes.load(path_or_recipe)
+    recipe = recipes.validate(recipes.apply_overrides(recipe, list(overrides)))
     materialize(recipe.data)
     device = device or probe_device()
     return recipe, make_plan(recipe, device, env=env)
@@ -105,42 +110,49 @@ def run_inputs(recipe: Recipe) -> list[str]:
 
 
 def cmd_train(args) -> int:
+    recipe, plan = prepare(args.recipe, args.overrides)
+    return run(recipe, plan, resume=args.resume, overwrite=args.overwrite, data_check=not args.no_data_check,
+               dry_run=args.dry_run)
+
+
+def run(recipe: Recipe, plan: Plan, *, resume: bool = False, overwrite: bool = False, data_check: bool = True,
+        dry_run: bool = False) -> int:
+    """Check (output_dir, the rows; then FlagEmbedding's dataclasses and the device in the training
+    processes, at the start gate), prepare output_dir, train; the exit code."""
     from bgeft.config.redaction import mask, secret_values
     from bgeft.safety import record_owned
     from bgeft.train.process import execute
     from bgeft.train.rundir import check_output_dir, make_output_dir, train_data_sha256, write_manifest
 
-    recipe, plan = plan_for(args.recipe, args.overrides)
     inputs, rank = run_inputs(recipe), plan.layout.node_rank
-    resume_from = check_output_dir(plan.output_dir, args.resume, args.overwrite, inputs, node_rank=rank,
-                                   dry_run=args.dry_run)
-    digests = None if args.no_data_check else check_data(recipe)
+    resume_from = check_output_dir(plan.output_dir, resume, overwrite, inputs, node_rank=rank, dry_run=dry_run)
+    digests = check_data(recipe) if data_check else None
     hashing = None
-    if digests is None and not args.dry_run:  # no check to wait for: hash while the workers import
+    if digests is None and not dry_run:  # no check to wait for: hash while the workers import
         hashing = ThreadPoolExecutor(1).submit(train_data_sha256, recipe.data)
     secrets = secret_values(recipe.data)
-    if args.dry_run:
+    if dry_run:
         out = plan.output_dir
-        if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
+        if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
             plan.notes.append(f"{out} is not empty: the real run needs --resume or --overwrite")
         worker_check(recipe, plan)
         print(mask(plan.render(), secrets))
         return 0
     if resume_from is not None:
         plan = make_plan(recipe, plan.device, resume_from=resume_from)
-    elif args.resume:
+    elif resume:
         plan.notes.append("--resume: no checkpoint in output_dir yet, starting fresh")
     print(mask(plan.render(), secrets), flush=True)
 
-    def prepare(found: dict) -> None:
+    def ready(found: dict) -> None:
         """Every training process is ready at the start gate: now output_dir may change."""
-        make_output_dir(plan.output_dir, args.overwrite, inputs, node_rank=rank)
+        make_output_dir(plan.output_dir, overwrite, inputs, node_rank=rank)
         if rank == 0:  # several nodes share output_dir: node rank 0 writes the manifest, every node its own log
             write_manifest(plan, recipe.data, recipe.path, digests if hashing is None else hashing.result(), found)
 
     log_name = "train.log" if rank == 0 else f"train.node{rank}.log"
     try:
-        code = execute(plan, log_name=log_name, secrets=secrets, prepare=prepare)
+        code = execute(plan, log_name=log_name, secrets=secrets, prepare=ready)
     except Refused as exc:
         raise refusal(recipe, exc) from None
     if code != 0:

@@ -16,6 +16,7 @@ from types import ModuleType
 from bgeft import __version__
 from bgeft.cli import cat, cp, data, demo_model, env, k8s, ls, pipeline, reproduce, train, validate
 from bgeft.cli import eval as eval_verbs
+from bgeft.console import take_global_flags
 from bgeft.errors import UserError
 from bgeft.io import Terminated
 
@@ -44,6 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune BGE-M3 embedders and BGE rerankers with FlagEmbedding from YAML recipes.",
     )
     parser.add_argument("--version", action="version", version=f"bgeft {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show third-party output (transformers, DeepSpeed, FlagEmbedding, warnings) on the "
+                             "console too; it always goes to the command's log (train.log, stage.log, --log FILE)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for name, (module, help_text) in VERBS.items():
         verb = sub.add_parser(name, help=help_text, description=getattr(module, "DESCRIPTION", help_text))
@@ -82,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
+    argv = take_global_flags(argv)   # bgeft [-v] [--no-progress] VERB ...
     _check_verb(argv)
     parser = build_parser()
     if argv and getattr(VERBS.get(argv[0], (None,))[0], "INTERMIXED", False):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 from dataclasses import dataclass
 
 from bgeft.errors import UserError
@@ -142,6 +141,8 @@ def device_spec(args) -> str:
     old = getattr(args, "devices", None)
     if old:
         spec = ",".join(old)
-        print(f"note: --devices is deprecated; write --device {spec}", file=sys.stderr)
+        from bgeft.console import say
+
+        say(f"note: --devices is deprecated; write --device {spec}")
         return spec
     return args.device

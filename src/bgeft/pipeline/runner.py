@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bgeft.config.redaction import redact
+from bgeft.console import capture
 from bgeft.errors import UserError
 from bgeft.pipeline.graph import RESUMABLE, Stage
 from bgeft.pipeline.spec import Spec
@@ -42,6 +43,14 @@ class Context:
 
     def log(self, message: str) -> None:
         print(f"    {message}", file=self.out, flush=True)
+
+    def summary(self, lines: list[str]) -> None:
+        """A verb's summary: its first line and warnings on the console, the rest in the stage's log."""
+        for i, line in enumerate(lines):
+            if i == 0 or line.startswith("warning"):
+                self.log(line)
+            else:
+                print(line, file=sys.stderr, flush=True)   # fd 2 is the stage's log (bgeft.console.capture)
 
 
 class Runner:
@@ -148,7 +157,8 @@ class Runner:
             write_manifest(stage.dir, manifest)
             self.cache.save()
             t0 = time.perf_counter()
-            summary = bodies[stage.kind](self.ctx, stage, resume and stage.kind in RESUMABLE)
+            with capture(stage.dir / "stage.log"):   # third-party output: the stage's log (bgeft.console)
+                summary = bodies[stage.kind](self.ctx, stage, resume and stage.kind in RESUMABLE)
             manifest.update(status="done", finished_at=now(), seconds=round(time.perf_counter() - t0, 2),
                             summary=summary or {}, output_sha256=self.cache.tree(stage.output))
             write_manifest(stage.dir, manifest)

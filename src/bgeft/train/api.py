@@ -6,11 +6,11 @@ rows are checked, and only then does anything touch ``output_dir`` or start a pr
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from bgeft.config import recipe as recipes
 from bgeft.config.recipe import Recipe
+from bgeft.console import say
 from bgeft.errors import UserError
 from bgeft.models.demo import materialize
 from bgeft.train.launch import Plan, detect_device, make_plan
@@ -46,8 +46,8 @@ def check_data(recipe: Recipe) -> None:
                         "valid ones) or pass --no-data-check to skip this check")
     if report.warning_count:
         shown = "\n  ".join(report.warnings[:5])
-        print(f"bgeft: {report.rows_checked} training rows checked, {report.warning_count} warning(s):\n  {shown}"
-              + ("\n  ..." if report.warning_count > 5 else ""), file=sys.stderr)
+        say(f"bgeft: {report.rows_checked} training rows checked, {report.warning_count} warning(s):\n  {shown}"
+            + ("\n  ..." if report.warning_count > 5 else ""))
 
 
 def plan_for(recipe_path: str, overrides: list[str], device=None, env=None) -> tuple[Recipe, Plan]:
@@ -102,8 +102,8 @@ def cmd_train(args) -> int:
     code = execute(plan, log_name=log_name, secrets=secrets)
     if code != 0:
         what = {130: "was interrupted (Ctrl-C)", 143: "was stopped (SIGTERM)"}.get(code, f"exited with code {code}")
-        print(f"bgeft: training {what}; full log: {plan.output_dir / log_name}"
-              + ("; continue with --resume" if code in (130, 143) else ""), file=sys.stderr)
+        say(f"bgeft: training {what}; full log: {plan.output_dir / log_name}"
+            + ("; continue with --resume" if code in (130, 143) else ""))
         return code
     if rank != 0:
         print(f"bgeft: node {rank} done; node 0 writes the model card into {plan.output_dir}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import struct
-import sys
 import zipfile
 from pathlib import Path
 
@@ -69,7 +68,9 @@ def checkpoint_problem(ckpt: Path) -> str | None:
 
 def usable_checkpoint(found: list[Path], out=None) -> Path | None:
     """The newest of ``found`` (oldest first) whose files are whole; says which ones were skipped."""
-    out = out or sys.stderr
+    from bgeft.console import stream
+
+    out = out or stream()
     for ckpt in reversed(found):
         problem = checkpoint_problem(ckpt)
         if problem is None:

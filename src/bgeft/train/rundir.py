@@ -14,12 +14,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from bgeft.config.redaction import Masker, redact
+from bgeft.console import settings, show_tail
+from bgeft.console_progress import WorkerLines
 from bgeft.errors import UserError
 from bgeft.safety import check_output, check_owned_dir, clear_owned_dir, record_owned
 from bgeft.train.checkpoints import usable_checkpoint
@@ -145,18 +146,23 @@ def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None =
                 proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
         previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        shown = WorkerLines()   # bgeft's lines and the training progress; everything goes to the log
         try:
-            out = sys.stdout.buffer
             while True:
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 text = masker.feed(chunk, final=not chunk)
-                out.write(text)
-                out.flush()
                 log.write(text)
+                log.flush()
+                shown.write(text)
                 if not chunk:
                     break
-            return proc.wait()
+            shown.close()
+            code = proc.wait()
+            if code not in (0, 130, 143) and not settings.verbose:
+                show_tail(log_path, f"training exited with code {code}")
+            return code
         finally:
+            shown.close()
             for s, handler in previous.items():
                 signal.signal(s, signal.SIG_IGN if received else handler)
             if proc.poll() is None:  # bgeft itself is going down: do not leave the worker behind

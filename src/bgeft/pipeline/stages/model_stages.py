@@ -3,8 +3,10 @@ scores from a reranker) and ``train_embedder`` / ``train_reranker`` (``bgeft tra
 starting from the previous round's weights, always with ``--resume``)."""
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from bgeft.errors import UserError
@@ -22,8 +24,7 @@ def run_mine(ctx, stage, resume: bool) -> dict:
                              margin=sec["margin"], bm25=sec["bm25"], batch_size=sec["batch_size"],
                              query_max_length=sec["query_max_len"], passage_max_length=sec["passage_max_len"],
                              seed=sec["seed"], rejects=_rejects(sec, out))
-    for line in summary.lines():
-        ctx.log(line)
+    ctx.summary(summary.lines())
     _drop_rows_without_negatives(ctx, out)
     return _row_stats(out)
 
@@ -57,8 +58,7 @@ def run_score(ctx, stage, resume: bool) -> dict:
     out = stage.dir / "train.jsonl"
     summary = score_file(ctx.path(stage, "data"), out, reranker=ctx.path(stage, "reranker"),
                          batch_size=sec["batch_size"], max_length=sec["max_length"], rejects=_rejects(sec, out))
-    for line in summary.lines():
-        ctx.log(line)
+    ctx.summary(summary.lines())
     return _row_stats(out)
 
 
@@ -134,7 +134,9 @@ def run_train(ctx, stage, resume: bool) -> dict:
             *eval_overrides(ctx, stage), "--resume"]
     ctx.log("bgeft " + " ".join(str(a) for a in argv[:2]) + " ... --resume")
     args = build_parser().parse_args([str(a) for a in argv])
-    code = args.run(args)
+    # bgeft train's plan and closing lines go to the stage's log; its progress and errors stay on the console
+    with contextlib.redirect_stdout(sys.stderr):
+        code = args.run(args)
     if code:
         raise UserError(f"stage {stage.name}: training exited with code {code} (log: {out_dir / 'train.log'}); "
                         "run the pipeline again to resume from the last checkpoint")

@@ -1,9 +1,13 @@
 """bgeft vs sentence-transformers on the same model, texts and device: mining, dense evaluation, raw encode.
 
-    python benchmarks/encode_vs_st.py [--sizes 0.25,1] [--device cpu] [--model DIR]
+    python benchmarks/encode_vs_st.py [--sizes 0.25,1] [--rows mining,eval,encode] [--timeout 2400]
+                                      [--device cpu] [--model DIR]
 
 Rows (each side a fresh subprocess: imports, model load and work included; wall, CPU seconds and peak
-RSS from ``os.wait4`` of that process):
+RSS from ``os.wait4`` of that process; the 1-minute load average before and after each one is printed,
+since on a shared machine it moves the wall figures most). ``--timeout`` bounds every process: one that
+runs past it is stopped and its row reads "did not finish" with the CPU seconds it had used, so the
+script always ends (at most 2 x rows x sizes x timeout).
 
 * mining: ``bgeft data mine --range 10-100 --negatives 7`` vs ``mine_hard_negatives(range_min=10,
   range_max=100, num_negatives=7, sampling_strategy="random")`` (sentence-transformers' defaults
@@ -149,11 +153,14 @@ print("encode_s", round(time.perf_counter() - t, 2))
 """
 
 
-def run_measured(argv: list[str]) -> dict:
-    """Run ``argv``; wall seconds, CPU seconds (user + system) and peak RSS of that process (``os.wait4``)."""
-    t0 = time.perf_counter()
+def run_measured(argv: list[str], timeout: float) -> dict:
+    """Run ``argv``; wall seconds, CPU seconds (user + system) and peak RSS of that process (``os.wait4``).
+    Past ``timeout`` seconds the process is killed and ``finished`` is False."""
+    t0, load0 = time.perf_counter(), os.getloadavg()[0]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
     out_f, err_f = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
     def pump(src, dst):
         for line in src:
@@ -165,14 +172,17 @@ def run_measured(argv: list[str]) -> dict:
         t.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
+    timer.cancel()
+    finished = wall < timeout
     for t in threads:
         t.join()
     out_f.seek(0)
     err_f.seek(0)
     out, err = out_f.read(), err_f.read()
-    if os.waitstatus_to_exitcode(status):
+    if finished and os.waitstatus_to_exitcode(status):
         sys.exit(f"failed: {' '.join(map(str, argv))}\n{err[-3000:]}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "out": out}
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024, "out": out,
+            "finished": finished, "load": (load0, os.getloadavg()[0])}
 
 
 def false_negatives(path: Path, answers: dict) -> tuple[float, int]:
@@ -181,9 +191,26 @@ def false_negatives(path: Path, answers: dict) -> tuple[float, int]:
     return sum(hint in n for hint, n in negs) / max(1, len(negs)), sum(bool(r.get("neg")) for r in rows)
 
 
+def ndcg_at_10(out: str) -> str:
+    """nDCG@10 from ``bgeft eval retriever``'s summary table (``| mode | nDCG@10 |``) or the ST script's line."""
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("ndcg@10 "):
+            return line.split()[1]
+        cols = [c.strip() for c in line.strip().strip("|").split("|")]
+        if "nDCG@10" in cols:
+            for row in lines[i + 1:]:
+                cells = [c.strip() for c in row.strip().strip("|").split("|")]
+                if cells and cells[0] == "dense" and len(cells) == len(cols):
+                    return cells[cols.index("nDCG@10")]
+    return "?"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="0.25,1", help="corpus scales (1 = 1,000 queries / 1,146 passages)")
+    ap.add_argument("--rows", default="mining,eval,encode", help="which rows (default all three)")
+    ap.add_argument("--timeout", type=float, default=2400, help="seconds per process before it is stopped")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--model", default=None, help="embedder directory (default: the demo MiniLM)")
     args = ap.parse_args(argv)
@@ -195,8 +222,10 @@ def main(argv=None) -> int:
 
         model = str(build_demo_model(root / "demo-model"))
     py, bgeft = sys.executable, [sys.executable, "-m", "bgeft.cli.main"]
+    wanted = {"mining": "mining", "eval": "dense eval", "encode": "raw encode"}
+    chosen = [wanted[r.strip()] for r in args.rows.split(",")]
     print(f"model {model}, device {args.device}; load: {os.getloadavg()[0]:.2f} (1-min), {os.cpu_count()} CPUs")
-    print(f"{'size':<22} {'row':<11} {'side':<6} {'wall s':>7} {'CPU s':>7} {'RSS MB':>7}  notes")
+    print(f"{'size':<22} {'row':<11} {'side':<6} {'wall s':>7} {'CPU s':>7} {'RSS MB':>7} {'load':>9}  notes")
     for scale in (float(s) for s in args.sizes.split(",")):
         info = build(root / f"x{scale}", scale)
         work = str(info["work"])
@@ -215,23 +244,28 @@ def main(argv=None) -> int:
             ("raw encode", "st", [py, "-c", ENCODE, work, model, args.device, "st"]),
         ]
         results = {}
-        for row, side, cmd in rows:
-            r = run_measured(cmd)
+        for row, side, cmd in [r for r in rows if r[0] in chosen]:
+            r = run_measured(cmd, args.timeout)
             results[(row, side)] = r
             note = ""
-            if row == "mining":
+            load = f"{r['load'][0]:.1f}-{r['load'][1]:.1f}"
+            if not r["finished"]:
+                note = f"did not finish in {args.timeout:.0f} s (stopped; CPU s used so far)"
+            elif row == "mining":
                 path = Path(work) / ("bgeft_mined.jsonl" if side == "bgeft" else "st_mined.jsonl")
                 share, kept = false_negatives(path, answers)
                 note = f"false negatives {share:.2%}, rows kept {kept}"
             elif row == "dense eval":
-                m = re.search(r"ndcg@10\D+([0-9.]+)", r["out"])
-                note = f"ndcg@10 {m.group(1)}" if m else ""
+                note = f"ndcg@10 {ndcg_at_10(r['out'])}"
             else:
                 note = r["out"].strip().splitlines()[-1]
-            print(f"{size:<22} {row:<11} {side:<6} {r['wall']:>7.1f} {r['cpu']:>7.1f} {r['rss_mb']:>7.0f}  {note}",
-                  flush=True)
-        for row in ("mining", "dense eval", "raw encode"):
+            print(f"{size:<22} {row:<11} {side:<6} {r['wall']:>7.1f} {r['cpu']:>7.1f} {r['rss_mb']:>7.0f} {load:>9}  "
+                  f"{note}", flush=True)
+        for row in chosen:
             b, s = results[(row, "bgeft")], results[(row, "st")]
+            if not (b["finished"] and s["finished"]):
+                print(f"{size:<22} {row:<11} ratio  (not established: a side did not finish)")
+                continue
             print(f"{size:<22} {row:<11} ratio  {b['wall'] / s['wall']:>7.2f} {b['cpu'] / s['cpu']:>7.2f} "
                   f"{b['rss_mb'] / s['rss_mb']:>7.2f}  (bgeft / sentence-transformers; <= 1.0 is the target)")
     print(f"load after: {os.getloadavg()[0]:.2f}")

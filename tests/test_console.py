@@ -62,21 +62,28 @@ def test_the_note_is_printed_once_and_verbose_shows_third_party_output(tmp_path)
     assert "third-party text on stderr" in log.read_text()
 
 
-def test_an_unexpected_failure_prints_the_log_tail_and_keeps_the_temporary_log():
+def test_an_unexpected_failure_prints_the_log_tail_and_one_error_naming_the_log():
     res = _run("""
         import sys
         from bgeft import console
-        with console.capture(None):
-            for i in range(30):
-                print(f"library line {i}", file=sys.stderr)
-            raise RuntimeError("boom")
+        from bgeft.errors import UserError
+        try:
+            with console.capture(None):
+                for i in range(30):
+                    print(f"library line {i}", file=sys.stderr)
+                raise RuntimeError("boom")
+        except UserError as exc:
+            print(f"bgeft: error: {exc}", file=sys.stderr)
+            sys.exit(exc.exit_code)
     """)
     assert res.returncode == 1
-    m = re.search(r"bgeft: failed \(RuntimeError: boom\); the last 20 lines of (\S+):", res.stderr)
+    m = re.search(r"bgeft: failed; the last 20 lines of (\S+):\n", res.stderr)
     assert m, res.stderr
-    assert "  | library line 29" in res.stderr and "library line 9\n" not in res.stderr
-    assert os.path.isfile(m.group(1)) and "library line 0" in open(m.group(1)).read()
-    os.unlink(m.group(1))
+    log = m.group(1)
+    assert res.stderr.endswith(f"bgeft: error: RuntimeError: boom (the full traceback is in {log})\n")
+    assert "  | RuntimeError: boom\n" in res.stderr and "Traceback" not in res.stderr.replace("  | Traceback", "")
+    assert "library line 0\n" in open(log).read()     # the whole story stays in the log
+    os.unlink(log)
 
 
 def test_a_user_error_removes_the_temporary_log_and_prints_no_tail(tmp_path):
@@ -183,3 +190,15 @@ def test_worker_output_shows_only_bgeft_lines_and_the_training_progress(lines, m
     assert lines[2].startswith("note: the device ran out of memory")
     assert lines[3].startswith("train 2/2 steps, loss 1.2, lr 0, ") and "took" in lines[3]
     assert len(lines) == 4
+
+
+def test_plain_lines_come_at_doubling_intervals(lines, monkeypatch):
+    """A long step off a terminal stays a handful of lines: after 30 s, then 60, 120 ... at most max_interval."""
+    console.settings.interval, console.settings.max_interval = 30.0, 100.0
+    clock = [0.0]
+    monkeypatch.setattr("bgeft.console_progress.time", type("Clock", (), {"monotonic": staticmethod(lambda: clock[0])}))
+    bar = Progress(1000, "encode", "passages")
+    for second in range(1, 400):
+        clock[0] = float(second)
+        bar.update(1)
+    assert [int(line.split()[1].split("/")[0]) for line in lines] == [30, 90, 190, 290, 390]

@@ -37,7 +37,8 @@ ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 class Settings:
     verbose: bool = False      # bgeft -v: third-party output on the console too
     progress: bool = True      # bgeft --no-progress: no bars, no progress lines
-    interval: float = 30.0     # seconds between plain progress lines when stderr is not a terminal
+    interval: float = 30.0     # seconds to the first plain progress line when stderr is not a terminal,
+    max_interval: float = 300.0   # then doubling gaps up to this
 
 
 settings = Settings()
@@ -53,6 +54,34 @@ def take_global_flags(argv: list[str]) -> list[str]:
         else:
             settings.progress = False
     return argv
+
+
+def add_log_argument(parser) -> None:
+    parser.add_argument("--log", metavar="FILE", default=None,
+                        help="append third-party output (transformers, FlagEmbedding, warnings) to FILE; "
+                             "without it: a temporary file, kept and named only when the command fails")
+
+
+def check_log(path: str | None, args) -> None:
+    """``--log FILE`` never lands on a file the command reads or writes, nor on a FIFO or device."""
+    if not path:
+        return
+    from bgeft.errors import UserError
+
+    log = Path(path)
+    if log.exists() and not log.is_file():
+        raise UserError(f"--log {path}: not a regular file; choose a file path")
+    named = [v for key, value in vars(args).items() if key != "log"
+             for v in (value if isinstance(value, list) else [value]) if isinstance(v, (str, os.PathLike))]
+    target = log.resolve()
+    for other in named:
+        try:
+            same = Path(other).resolve() == target
+        except (OSError, ValueError):
+            same = False
+        if same:
+            raise UserError(f"--log {path}: is also a file this command reads or writes ({other}); "
+                            "choose another file")
 
 
 # Third-party text -> what bgeft tells the user, once per process. The pattern is searched in every line
@@ -168,8 +197,10 @@ def _pump(read_fd: int, log, console_fd: int | None) -> None:
 def capture(log_path: str | Path | None):
     """Route everything written to stderr by anyone but bgeft into ``log_path`` for the block.
 
-    ``None``: a temporary log, removed after a success or a user error, kept (and its tail printed)
-    after an unexpected failure. A capture inside a capture leaves the outer one in charge."""
+    ``None``: a temporary log, removed after a success or a user error. An unexpected exception (a bug, a
+    broken model file) is written to the log with its traceback, the log's tail is printed, and it leaves
+    as a UserError (exit 1) naming the log: one message, never a traceback on the console. A capture inside
+    a capture leaves the outer one in charge."""
     global _console, _fd2
     if _console is not None:
         yield Path(log_path) if log_path else None
@@ -200,7 +231,10 @@ def capture(log_path: str | Path | None):
         yield log_path
     except BaseException as exc:
         failure = exc
-        raise
+        if not _expected(exc):
+            import traceback
+
+            traceback.print_exc()    # into the log: fd 2 is still the pipe
     finally:
         try:
             _fd2.flush()
@@ -215,14 +249,22 @@ def capture(log_path: str | Path | None):
             _console.close()
         _console = None
         os.close(saved)
-        _after(log_path, failure, temporary)
-
-
-def _after(log_path: Path, failure: BaseException | None, temporary: bool) -> None:
+        if failure is None or _expected(failure):
+            if temporary:
+                log_path.unlink(missing_ok=True)
+    if failure is None:
+        return
+    if _expected(failure):
+        raise failure
     from bgeft.errors import UserError
 
-    expected = failure is None or isinstance(failure, (UserError, KeyboardInterrupt, SystemExit))
-    if not expected:
-        show_tail(log_path, f"failed ({type(failure).__name__}: {str(failure)[:200]})")
-    if temporary and expected:
-        log_path.unlink(missing_ok=True)
+    what = f"{type(failure).__name__}: {str(failure)[:300]}"
+    show_tail(log_path, "failed")
+    raise UserError(f"{what} (the full traceback is in {log_path})", exit_code=1) from None
+
+
+def _expected(exc: BaseException) -> bool:
+    """A user error (its message is the whole story) or a stop (Ctrl-C, SIGTERM): no log tail."""
+    from bgeft.errors import UserError
+
+    return isinstance(exc, (UserError, KeyboardInterrupt, SystemExit))

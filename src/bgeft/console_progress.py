@@ -8,7 +8,8 @@
             bar.update(len(batch))
 
 * On a terminal: a tqdm bar on stderr that disappears when the step ends.
-* Elsewhere (a pipe, a file, CI, a pod log): a plain line every ``settings.interval`` seconds,
+* Elsewhere (a pipe, a file, CI, a pod log): a plain line after ``settings.interval`` seconds (30), then
+  at doubling intervals up to ``settings.max_interval`` (5 min), so a long step stays a handful of lines:
   ``encode 1,200/4,917 passages, 310/s, ETA 12 s``, and one closing line when the step took that long;
   no ``\\r``, no ANSI codes.
 * ``bgeft --no-progress``: nothing. ``NO_COLOR`` or ``TERM=dumb``: plain lines on a terminal too.
@@ -53,14 +54,18 @@ def _rate(value: float) -> str:
 
 
 class Progress:
-    """One step's progress; ``min_total``: steps smaller than this show nothing (not worth a bar)."""
+    """One step's progress; ``min_total``: steps smaller than this show nothing (not worth a bar);
+    ``summary``: always end with the closing line (training: the loss it ended at)."""
 
     def __init__(self, total: int | None, desc: str, unit: str = "", *, enabled: bool = True, min_total: int = 0,
-                 start: int = 0):
+                 start: int = 0, summary: bool = False):
+        self.summary = summary
         self.total, self.desc, self.unit = total, desc, unit
         self.n = self.first = start
         self.postfix = ""
-        self.started = self.last = time.monotonic()
+        self.started = time.monotonic()
+        self.gap = settings.interval
+        self.next_at = self.started + self.gap
         self.lines = 0
         self.on = enabled and settings.progress and (total is None or total >= min_total)
         self.bar = None
@@ -80,8 +85,9 @@ class Progress:
             self.bar.update(n)
         elif self.on:
             now = time.monotonic()
-            if now - self.last >= settings.interval and self.first < self.n != self.total:  # close(): the last
-                self.last = now
+            if now >= self.next_at and self.first < self.n != self.total:  # close() prints the last one
+                self.gap = min(self.gap * 2, settings.max_interval)
+                self.next_at = now + self.gap
                 self.lines += 1
                 say(self.line(now))
 
@@ -104,7 +110,9 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elif self.on and (self.lines or time.monotonic() - self.started >= settings.interval):
+            if self.summary:
+                say(self.line(final=True))
+        elif self.on and (self.summary or self.lines or time.monotonic() - self.started >= settings.interval):
             self.lines += 1
             say(self.line(final=True))
         self.on = False
@@ -202,7 +210,7 @@ class TrainLines:
         step, total = int(m.group(1)), int(m.group(2))
         postfix = ", ".join(part.replace("=", " ") for part in (m.group(3) or "").split())
         if self.bar is None:  # the worker's first line comes before the first step (no fields)
-            self.bar = Progress(total, "train", "steps", start=step if m.group(3) is None else step - 1)
+            self.bar = Progress(total, "train", "steps", start=step if m.group(3) is None else step - 1, summary=True)
         self.bar.update(step - self.bar.n, postfix=postfix)
         return True
 

@@ -131,3 +131,14 @@ def test_a_model_object_in_memory(demo_model, tmp_path):
 
     res = evaluate_model(train_model, write_beir(tmp_path / "beir"), ks=(1, 10), progress=False)
     assert res["model"]["path"].startswith("<in-memory") and 0 <= res["results"]["dense"]["metrics"]["ndcg@10"] <= 1
+
+
+def test_spill_limit_comes_from_bgeft_spill_mb(monkeypatch, demo_model):
+    monkeypatch.setenv("BGEFT_SPILL_MB", "0.5")
+    assert Encoder(demo_model, device="cpu").spill_bytes == 2**19
+    monkeypatch.setenv("BGEFT_SPILL_MB", "lots")
+    with pytest.raises(UserError, match=r"^BGEFT_SPILL_MB='lots': expected megabytes \(a number >= 0, e\.g\. 256\); "
+                                        r"unset it for 256$"):
+        Encoder(demo_model, device="cpu")
+    monkeypatch.delenv("BGEFT_SPILL_MB")
+    assert Encoder(demo_model, device="cpu").spill_bytes == 256 * 2**20

@@ -110,6 +110,25 @@ def test_train_stages_keep_their_best_checkpoint_by_dev_ndcg(finished):
     assert bgeft_run["training"]["load_best_model_at_end"] is True
 
 
+def test_the_console_holds_bgeft_lines_and_each_stage_log_the_rest(finished):
+    """stdout/stderr captured (not a terminal): no bar frames, no ANSI codes, no third-party lines, a bounded
+    number of lines; the stage logs (and train.log) hold what the libraries said."""
+    root, _, proc = finished
+    console = proc.stdout + proc.stderr
+    assert "\r" not in console and "\x1b[" not in console
+    for marker in ("LOAD REPORT", "Setting accelerator", "UserWarning", "Loading weights", "{'loss'", "it/s]",
+                   "PAD/BOS/EOS", "Traceback", "WARNING", "INFO"):
+        assert marker not in console, marker
+    assert len(console.splitlines()) <= 110, console
+    assert console.count("has no trained classification head") == 1      # the base reranker, said once
+    work = root / "work"
+    assert "LOAD REPORT" in (work / "04-eval-base" / "stage.log").read_text()
+    train_log = (work / "07-train_embedder-r1" / "model" / "train.log").read_text()
+    assert "{'loss'" in train_log and "\r" not in train_log   # the Trainer's dicts as lines, no bar frames
+    assert "bgeft.train: step 2/2 loss=" in train_log
+    assert re.search(r"^train 2/2 steps, loss [\d.]+, lr [\d.e-]+, [\d.,]+/s, took \d+ s$", proc.stderr, re.M)
+
+
 def test_second_run_skips_everything(finished):
     _, path, _ = finished
     proc = pipeline("run", path)

@@ -21,7 +21,7 @@ SUB_VERBS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_sub_verbs(parser, SUB_VERBS)
+    add_sub_verbs(parser, SUB_VERBS, log=True)
 
 
 def run(args: argparse.Namespace) -> int:  # only reached without a verb; each verb's parser runs its own

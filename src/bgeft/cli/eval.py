@@ -170,22 +170,15 @@ def _compare_side(a, source: str, out, role: str):
 
 
 def _quiet_progress(body):
-    """Run ``body(a)`` with the output checks first; ``--no-progress`` silences FlagEmbedding's own bars too."""
+    """Run ``body(a)`` with the output checks first; ``--no-progress``: no bgeft progress (FlagEmbedding's own
+    bars are always off, bgeft.console_progress.quiet_library_bars)."""
     def run(a: argparse.Namespace) -> int:
         _check_outputs(a)
-        if not getattr(a, "no_progress", False):
-            return body(a)
-        import os
+        if getattr(a, "no_progress", False):
+            from bgeft.console import settings
 
-        before = os.environ.get("TQDM_DISABLE")
-        os.environ["TQDM_DISABLE"] = "1"  # FlagEmbedding's own encode bars too (tqdm >= 4.66)
-        try:
-            return body(a)
-        finally:
-            if before is None:
-                os.environ.pop("TQDM_DISABLE", None)
-            else:
-                os.environ["TQDM_DISABLE"] = before
+            settings.progress = False
+        return body(a)
     return run
 
 
@@ -294,7 +287,7 @@ SUB_VERBS = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_sub_verbs(parser, SUB_VERBS)
+    add_sub_verbs(parser, SUB_VERBS, log=True)
 
 
 def run(args: argparse.Namespace) -> int:  # only reached without a verb; each verb's parser runs its own

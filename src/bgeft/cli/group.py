@@ -7,16 +7,29 @@ import argparse
 from collections.abc import Callable
 from typing import NamedTuple
 
+from bgeft.console import add_log_argument, capture, check_log
+
 
 class Verb(NamedTuple):
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
 
 
-def add_sub_verbs(parser: argparse.ArgumentParser, table: dict) -> None:
-    """``table``: name -> (verb, one-line help). Each sub-verb's parser runs its own ``run``."""
+def add_sub_verbs(parser: argparse.ArgumentParser, table: dict, log: bool = False) -> None:
+    """``table``: name -> (verb, one-line help). Each sub-verb's parser runs its own ``run``; with ``log``
+    every sub-verb gets ``--log FILE`` and runs with third-party output captured there (bgeft.console)."""
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name, (verb, help_text) in table.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         verb.add_arguments(p)
-        p.set_defaults(run=verb.run)
+        if log:
+            add_log_argument(p)
+        p.set_defaults(run=_logged(verb.run) if log else verb.run)
+
+
+def _logged(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def logged(args: argparse.Namespace) -> int:
+        check_log(args.log, args)
+        with capture(args.log):
+            return run(args)
+    return logged

@@ -9,14 +9,14 @@ modules import their heavy dependencies (torch, FlagEmbedding, faiss) inside ``r
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from types import ModuleType
 
 from bgeft import __version__
 from bgeft.cli import cat, cp, data, demo_model, env, k8s, ls, pipeline, reproduce, train, validate
 from bgeft.cli import eval as eval_verbs
-from bgeft.errors import UserError
+from bgeft.console import take_global_flags
+from bgeft.errors import UserError, did_you_mean
 from bgeft.io import Terminated
 
 # verb -> (module with add_arguments/run, one-line help)
@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune BGE-M3 embedders and BGE rerankers with FlagEmbedding from YAML recipes.",
     )
     parser.add_argument("--version", action="version", version=f"bgeft {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show third-party output (transformers, DeepSpeed, FlagEmbedding, warnings) on the "
+                             "console too; it always goes to the command's log (train.log, stage.log, --log FILE)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars or progress lines")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for name, (module, help_text) in VERBS.items():
         verb = sub.add_parser(name, help=help_text, description=getattr(module, "DESCRIPTION", help_text))
@@ -71,9 +75,8 @@ def _check_verb(argv: list[str]) -> None:
             return
         where, table, argv = f"bgeft {argv[0]}", sub_verbs, argv[1:]
     if argv[0] not in table:
-        close = difflib.get_close_matches(argv[0], table, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UserError(f"{where}: unknown verb {argv[0]!r}{hint}; choose from {', '.join(table)}")
+        raise UserError(f"{where}: unknown verb {argv[0]!r}{did_you_mean(argv[0], table)}; "
+                        f"choose from {', '.join(table)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> int:
+    argv = take_global_flags(argv)   # bgeft [-v] [--no-progress] VERB ...
     _check_verb(argv)
     parser = build_parser()
     if argv and getattr(VERBS.get(argv[0], (None,))[0], "INTERMIXED", False):

@@ -84,6 +84,9 @@ class InTrainingEvaluator:
     def _flag_model(self):
         from FlagEmbedding import BGEM3FlagModel, FlagModel, FlagReranker
 
+        from ..console_progress import quiet_library_bars
+
+        quiet_library_bars()   # train.log gets lines, not FlagEmbedding's bar frames
         args, data_args, live = self.runner.training_args, self.runner.data_args, self.runner.model
         bs = self.cfg["batch_size"]
         if self.reranker:

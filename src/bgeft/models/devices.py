@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import sys
 from dataclasses import dataclass
 
 from bgeft.errors import UserError
@@ -94,8 +93,22 @@ def parse_devices(spec: str | list[str] | None = None) -> list[str]:
 
 
 def half_precision(devices: list[str]) -> bool:
-    """fp16 on accelerators (as FlagEmbedding's evaluators do), fp32 on the CPU."""
+    """Half precision on accelerators (as FlagEmbedding's evaluators do), fp32 on the CPU."""
     return devices[0].split(":")[0] in ("cuda", "npu")
+
+
+def half_dtype(device: str):
+    """The half type an accelerator computes in: bf16 where it has it (CUDA compute capability >= 8,
+    Ascend NPUs that report bf16), fp16 otherwise; ``None`` on the CPU (fp32 there)."""
+    import torch
+
+    kind, _, idx = device.partition(":")
+    if kind == "cuda":
+        major, _ = torch.cuda.get_device_capability(int(idx or 0))
+        return torch.bfloat16 if major >= 8 else torch.float16
+    if kind == "npu":
+        return torch.bfloat16 if getattr(torch.npu, "is_bf16_supported", lambda: True)() else torch.float16
+    return None
 
 
 def device_name(device: str) -> str:
@@ -128,6 +141,8 @@ def device_spec(args) -> str:
     old = getattr(args, "devices", None)
     if old:
         spec = ",".join(old)
-        print(f"note: --devices is deprecated; write --device {spec}", file=sys.stderr)
+        from bgeft.console import say
+
+        say(f"note: --devices is deprecated; write --device {spec}")
         return spec
     return args.device

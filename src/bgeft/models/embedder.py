@@ -15,7 +15,9 @@ Rules (one copy of each):
   M3 models load with ``BGEM3FlagModel``, others with ``FlagModel``.
 * **Pooling** ``auto`` = what the model was trained with: ``1_Pooling/config.json`` (sentence-transformers
   layout, which ``bgeft train`` writes too) says mean or CLS; without one, CLS (BGE's convention).
-* **Precision**: fp16 on CUDA/NPU, fp32 on the CPU (half precision is never used on a CPU).
+* **Precision**: half precision on CUDA/NPU — bf16 where the device has it (CUDA compute capability
+  >= 8, Ascend NPUs), fp16 otherwise (and with several devices, where FlagEmbedding's pool casts);
+  fp32 on the CPU (half precision is never used on a CPU).
 
 Each text is encoded once per ``Encoder``: inputs are deduplicated across calls (pool, positives and
 queries share one cache keyed by the model input and its max length, so a query equal to a passage
@@ -28,6 +30,7 @@ With more than one device (``--device cuda``), FlagEmbedding's one-process-per-d
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -38,7 +41,7 @@ from scipy import sparse as sp
 from bgeft.console_progress import progress as progress_bar
 from bgeft.console_progress import quiet_library_bars
 from bgeft.errors import UserError
-from bgeft.models.devices import half_precision, parse_devices
+from bgeft.models.devices import half_dtype, half_precision, parse_devices
 from bgeft.models.encoded import Encoded, concat_rows, lexical_to_csr
 from bgeft.models.resolve import model_dir
 
@@ -48,7 +51,19 @@ MODE_OUTPUTS = {"dense": {"dense"}, "sparse": {"sparse"}, "colbert": {"dense", "
 POOLINGS = ("auto", "cls", "mean")
 MODEL_CLASSES = ("auto", "m3", "base")
 WINDOW = 8192                 # texts tokenized and length-sorted together
-SPILL_BYTES = 256 << 20       # dense vectors above this size go to a float16 memmap
+SPILL_MB = 256                # dense vectors above this size go to a float16 memmap (env BGEFT_SPILL_MB)
+
+
+def spill_limit() -> int:
+    """Bytes of dense vectors kept in RAM before the Encoder spills to a memmap (``BGEFT_SPILL_MB``)."""
+    text = os.environ.get("BGEFT_SPILL_MB", str(SPILL_MB))
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = -1.0
+    if not mb >= 0:
+        raise UserError(f"BGEFT_SPILL_MB={text!r}: expected megabytes (a number >= 0, e.g. 256); unset it for 256")
+    return int(mb * 2**20)
 
 
 def is_m3_model(path: str | Path) -> bool:
@@ -80,7 +95,7 @@ class Encoder:
     def __init__(self, model, *, device=None, batch_size: int | None = None, query_max_length: int = 64,
                  passage_max_length: int = 512, pooling: str = "auto", query_instruction: str | None = None,
                  fp16: bool | None = None, model_class: str = "auto", tokenizer=None, progress: bool = True,
-                 spill_bytes: int = SPILL_BYTES):
+                 spill_bytes: int | None = None):
         if model_class not in MODEL_CLASSES or pooling not in POOLINGS:
             raise UserError(f"--model-class must be one of {', '.join(MODEL_CLASSES)}, "
                             f"--pooling one of {', '.join(POOLINGS)}")
@@ -105,12 +120,14 @@ class Encoder:
             self.pooling = getattr(model, "sentence_pooling_method", getattr(model, "pooling_method", pooling))
             self.devices = [str(model_device(self._backend.module))]
         self.fp16 = half_precision(self.devices) if fp16 is None else bool(fp16) and half_precision(self.devices)
+        one_loaded_here = self.obj is None and len(self.devices) == 1  # a model object keeps its own dtype
+        self.half_dtype = half_dtype(self.devices[0]) if self.fp16 and one_loaded_here else None
         self.batch_size = batch_size
         self.query_max_length, self.passage_max_length = query_max_length, passage_max_length
         self.query_instruction = query_instruction
         self.query_format = getattr(model, "query_instruction_format", None) or "{}{}"
         self.available_modes = ALL_MODES if self.is_m3 else ("dense",)
-        self.progress, self.spill_bytes = progress, spill_bytes
+        self.progress, self.spill_bytes = progress, spill_limit() if spill_bytes is None else spill_bytes
         self.texts_encoded = 0          # model inputs run through the network (the dedupe is tested on it)
         self._rows: dict[str, tuple[int, int, int, int]] = {}  # text -> chunk, row, tokens, limit
         self._chunks: list[Encoded] = []
@@ -128,7 +145,7 @@ class Encoder:
     def settings(self) -> dict:
         """Everything that changes passage encodings (part of the eval cache key)."""
         return {"class": self.class_name, "pooling": self.pooling, "passage_max_len": self.passage_max_length,
-                "fp16": self.fp16, "normalize": True}
+                "fp16": self.fp16, "half": str(self.half_dtype or ""), "normalize": True}
 
     def check_modes(self, modes) -> None:
         bad = [m for m in modes if m not in self.available_modes]
@@ -138,22 +155,23 @@ class Encoder:
     @property
     def backend(self):
         if self._backend is None:
-            from FlagEmbedding import BGEM3FlagModel, FlagModel
+            import torch
 
-            quiet_library_bars()
-
+            from bgeft.models.flag_classes import flag_model_class
             from bgeft.models.forward import FlagBackend
 
-            cls = BGEM3FlagModel if self.is_m3 else FlagModel
-            fe = cls(str(self.path), devices=self.devices, use_fp16=self.fp16, pooling_method=self.pooling,
-                     normalize_embeddings=True, query_instruction_for_retrieval=self.query_instruction,
+            cls = flag_model_class(self.is_m3)
+            quiet_library_bars()  # after FlagEmbedding's modules are imported
+            one = len(self.devices) == 1  # one device: our loop casts; several: FlagEmbedding's pool (fp16)
+            fe = cls(str(self.path), devices=self.devices, use_fp16=self.fp16 and not one,
+                     pooling_method=self.pooling, normalize_embeddings=True,
+                     query_instruction_for_retrieval=self.query_instruction,
                      batch_size=self.batch_size or 256, query_max_length=self.query_max_length,
                      passage_max_length=self.passage_max_length)
-            if len(self.devices) == 1:
+            if one:
                 fe.model.to(self.devices[0])
                 fe.model.eval()
-                if not self.fp16:
-                    fe.model.float()
+                fe.model.to(self.half_dtype or torch.float32)
             self._backend = FlagBackend(fe, self.is_m3)
         return self._backend
 

@@ -14,15 +14,16 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from bgeft.config.redaction import Masker, redact
+from bgeft.console import settings, show_tail
+from bgeft.console_progress import WorkerLines
 from bgeft.errors import UserError
 from bgeft.safety import check_output, check_owned_dir, clear_owned_dir, record_owned
-from bgeft.train.checkpoints import usable_checkpoint
+from bgeft.train.checkpoints import checkpoints, usable_checkpoint
 from bgeft.train.launch import Plan
 
 MARKER = "bgeft_run.yaml"
@@ -35,14 +36,6 @@ TRAINER_WRITES = ("checkpoint-*", "runs", "train.log", "train.node*.log", "comma
                   "vocab.txt", "vocab.json", "merges.txt", "trainer_state.json", "*_results.json", "README.md",
                   "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling",
                   "2_Normalize")
-
-
-def checkpoints(output_dir: Path) -> list[Path]:
-    """Checkpoints that finished saving, oldest first. The Trainer writes trainer_state.json last, so a
-    checkpoint without it was cut off mid-save (a kill, a pre-empted pod) and cannot be resumed from."""
-    found = [p for p in output_dir.glob("checkpoint-*")
-             if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
 def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(),
@@ -145,18 +138,23 @@ def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None =
                 proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
 
         previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+        shown = WorkerLines()   # bgeft's lines and the training progress; everything goes to the log
         try:
-            out = sys.stdout.buffer
             while True:
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 text = masker.feed(chunk, final=not chunk)
-                out.write(text)
-                out.flush()
                 log.write(text)
+                log.flush()
+                shown.write(text)
                 if not chunk:
                     break
-            return proc.wait()
+            shown.close()
+            code = proc.wait()
+            if code not in (0, 130, 143) and not settings.verbose:
+                show_tail(log_path, f"training exited with code {code}")
+            return code
         finally:
+            shown.close()
             for s, handler in previous.items():
                 signal.signal(s, signal.SIG_IGN if received else handler)
             if proc.poll() is None:  # bgeft itself is going down: do not leave the worker behind

@@ -127,6 +127,18 @@ def _restore_encoder_checkpoint(runner, checkpoint: str) -> None:
             getattr(model, name).load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
+def _quiet_bars(training_args) -> None:
+    """train.log gets lines, not progress-bar frames: the Trainer prints its log dicts instead of a bar
+    (``disable_tqdm``), transformers' and datasets' loading bars are off; ``bgeft.train:`` lines carry the
+    progress to the launcher (bgeft.console_progress)."""
+    import datasets
+    from transformers.utils import logging as hf_logging
+
+    training_args.disable_tqdm = True
+    hf_logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv:
@@ -136,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bgeft.config.eval_section import pop_worker_args
     from bgeft.config.tasks import TASKS
+    from bgeft.console_progress import trainer_callback
 
     _die_with_parent()
     task = TASKS[argv[0]]
@@ -151,11 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     if eval_cfg:  # the recipe's eval: section (bgeft.eval.trainer_hook)
         from bgeft.eval.trainer_hook import hold_eval_strategy, install
         held = hold_eval_strategy(training_args)
+    _quiet_bars(training_args)
     runner = task.runner_class()(model_args=model_args, data_args=data_args, training_args=training_args)
     if eval_cfg:
         install(runner, task.name, eval_cfg, held,
                 _restore_encoder_checkpoint if task.name in ENCODER_TASKS else None)
     runner.trainer.add_callback(_callback(flag))
+    runner.trainer.add_callback(trainer_callback())
     resume = training_args.resume_from_checkpoint
     if resume and task.name in ENCODER_TASKS and not training_args.deepspeed:
         _restore_encoder_checkpoint(runner, resume)

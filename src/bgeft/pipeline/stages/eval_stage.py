@@ -92,6 +92,4 @@ def _two_stage(ctx, reranker: str, data: Path, cache: Path, modes: list[str], en
                                rerank_top=sec["rerank_top"], mode="hybrid" if "hybrid" in modes else modes[0],
                                ks=sec["k"], cache_dir=cache, batch_size=sec["batch_size"],
                                max_length=sec["max_length"], progress=False, retriever_kwargs={"encoder": encoder})
-    if result.get("warning"):
-        ctx.log(f"note: {result['warning']}")
     return result

@@ -37,8 +37,7 @@ def run_corpus(ctx, stage, resume: bool) -> dict:
         tokenizer = ctx.path(stage, "tokenizer") if sec["max_tokens"] else None
         summary = split_books(sec["books"], out, by=sec["by"], max_tokens=sec["max_tokens"],
                               overlap=sec["overlap"], tokenizer=tokenizer)
-        for line in summary.lines():
-            ctx.log(line)
+        ctx.summary(summary.lines())
         return {"passages": summary.passages, "chapters": summary.chapters}
     from bgeft.data.records import read_corpus
 

@@ -48,7 +48,7 @@ def main() -> int:
 
     from bgeft.config.tasks import TASKS
     from bgeft.models.demo import build_demo_model
-    from bgeft.train.api import plan_for
+    from bgeft.train.api import prepare
     from bgeft.train.launch import detect_device
 
     tmp = Path(tempfile.mkdtemp(prefix="bgeft-bench-"))
@@ -58,7 +58,7 @@ def main() -> int:
     for i in range(args.repeats):
         overrides = [f"model.model_name_or_path={model}", f"training.max_steps={args.steps}",
                      f"training.save_steps={args.steps}"]
-        _, plan = plan_for(args.recipe, overrides + [f"training.output_dir={tmp / f'raw{i}'}"], device=device)
+        _, plan = prepare(args.recipe, overrides + [f"training.output_dir={tmp / f'raw{i}'}"], device=device)
         worker = plan.argv.index("bgeft.train.worker")
         raw = plan.argv[:worker] + [TASKS[plan.task].module] + plan.argv[worker + 2:]
         raw_times.append(timed(raw, raw_cpu, env=plan.env))  # the same environment bgeft gives its worker

@@ -93,7 +93,7 @@ def test_only_node_zero_writes_the_manifest(recipe, monkeypatch, tmp_path):
                            no_data_check=True)
     for rank in (1, 0):
         monkeypatch.setattr(train_cmd, "make_plan", lambda r, d, rank=rank, **kw: _plan(r, d, rank))
-        monkeypatch.setattr(train_cmd, "plan_for", lambda p, o, device=None, env=None, rank=rank:
+        monkeypatch.setattr(train_cmd, "prepare", lambda p, o, device=None, env=None, rank=rank:
                             (recipe, _plan(recipe, device, rank)))
         if rank == 1:
             out.mkdir()

@@ -1,4 +1,4 @@
-"""``bgeft train``: load -> override -> validate -> plan -> run.
+"""``bgeft train``: ``prepare`` (load -> override -> validate -> plan), then ``run`` (check -> train).
 
 Static validation first (every problem together), then the real FlagEmbedding dataclasses parse
 each section with ``HfArgumentParser.parse_dict(..., allow_extra_keys=False)``, then the training
@@ -50,8 +50,12 @@ def check_data(recipe: Recipe) -> None:
             + ("\n  ..." if report.warning_count > 5 else ""))
 
 
-def plan_for(recipe_path: str, overrides: list[str], device=None, env=None) -> tuple[Recipe, Plan]:
-    recipe = recipes.validate(recipes.apply_overrides(recipes.load(recipe_path), overrides))
+def prepare(path_or_recipe: str | Path | Recipe, overrides: list[str] | tuple = (), device=None,
+            env=None) -> tuple[Recipe, Plan]:
+    """A recipe file (or a Recipe already merged, e.g. by a pipeline stage) + ``section.key=value``
+    overrides -> the validated Recipe and its launch Plan. Nothing is written."""
+    recipe = path_or_recipe if isinstance(path_or_recipe, Recipe) else recipes.load(path_or_recipe)
+    recipe = recipes.validate(recipes.apply_overrides(recipe, list(overrides)))
     materialize(recipe.data)
     device = device or detect_device()
     return recipe, make_plan(recipe, device, env=env)
@@ -69,28 +73,33 @@ def run_inputs(recipe: Recipe) -> list[str]:
 
 
 def cmd_train(args) -> int:
+    recipe, plan = prepare(args.recipe, args.overrides, device=detect_device())
+    return run(recipe, plan, resume=args.resume, overwrite=args.overwrite, data_check=not args.no_data_check,
+               dry_run=args.dry_run)
+
+
+def run(recipe: Recipe, plan: Plan, *, resume: bool = False, overwrite: bool = False, data_check: bool = True,
+        dry_run: bool = False) -> int:
+    """Check with FlagEmbedding's dataclasses (and the rows), prepare output_dir, train; the exit code."""
     from bgeft.config.redaction import mask, secret_values
     from bgeft.safety import record_owned
     from bgeft.train.rundir import execute, prepare_output_dir, write_manifest
 
-    device = detect_device()
-    recipe, plan = plan_for(args.recipe, args.overrides, device=device)
     full_check(recipe)
-    if not args.no_data_check:
+    if data_check:
         check_data(recipe)
-    if args.dry_run:
+    if dry_run:
         out = plan.output_dir
-        prepare_output_dir(out, args.resume, args.overwrite, run_inputs(recipe),
-                           node_rank=plan.layout.node_rank, dry_run=True)
-        if out.is_dir() and any(out.iterdir()) and not (args.resume or args.overwrite):
+        prepare_output_dir(out, resume, overwrite, run_inputs(recipe), node_rank=plan.layout.node_rank, dry_run=True)
+        if out.is_dir() and any(out.iterdir()) and not (resume or overwrite):
             plan.notes.append(f"{out} is not empty: the real run needs --resume or --overwrite")
         print(mask(plan.render(), secret_values(recipe.data)))
         return 0
-    resume_from = prepare_output_dir(plan.output_dir, args.resume, args.overwrite, run_inputs(recipe),
+    resume_from = prepare_output_dir(plan.output_dir, resume, overwrite, run_inputs(recipe),
                                      node_rank=plan.layout.node_rank)
     if resume_from is not None:
-        plan = make_plan(recipe, device, resume_from=resume_from)
-    elif args.resume:
+        plan = make_plan(recipe, plan.device, resume_from=resume_from)
+    elif resume:
         plan.notes.append("--resume: no checkpoint in output_dir yet, starting fresh")
     secrets = secret_values(recipe.data)
     print(mask(plan.render(), secrets), flush=True)

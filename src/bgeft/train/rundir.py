@@ -23,7 +23,7 @@ from bgeft.console import settings, show_tail
 from bgeft.console_progress import WorkerLines
 from bgeft.errors import UserError
 from bgeft.safety import check_output, check_owned_dir, clear_owned_dir, record_owned
-from bgeft.train.checkpoints import usable_checkpoint
+from bgeft.train.checkpoints import checkpoints, usable_checkpoint
 from bgeft.train.launch import Plan
 
 MARKER = "bgeft_run.yaml"
@@ -36,14 +36,6 @@ TRAINER_WRITES = ("checkpoint-*", "runs", "train.log", "train.node*.log", "comma
                   "vocab.txt", "vocab.json", "merges.txt", "trainer_state.json", "*_results.json", "README.md",
                   "modules.json", "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling",
                   "2_Normalize")
-
-
-def checkpoints(output_dir: Path) -> list[Path]:
-    """Checkpoints that finished saving, oldest first. The Trainer writes trainer_state.json last, so a
-    checkpoint without it was cut off mid-save (a kill, a pre-empted pod) and cannot be resumed from."""
-    found = [p for p in output_dir.glob("checkpoint-*")
-             if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
 
 
 def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(),

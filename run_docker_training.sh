@@ -43,9 +43,10 @@ options:
                  the file, e.g. its books and questions, resolve there); otherwise FILE is a path inside
                  the image (pipelines/demo_cpu.yaml) or a shipped pipeline's name (book_retrieval).
                  work_dir: pass -- work_dir=/workspace/outputs/NAME (outputs/NAME here). Without it,
-                 a host file's work_dir that is not ../outputs/X or /workspace/outputs/X becomes
-                 /workspace/outputs/<file name without .yaml>. Books and questions outside the
-                 file's directory go in data/ or custom_data/: in the file ../data/book.txt, or
+                 bgeft moves a work_dir from the file that is not under /workspace/outputs (../outputs/X
+                 from the file is) to /workspace/outputs/<file name without .yaml>, with a note.
+                 Books and questions outside the file's directory go in data/ or custom_data/: in
+                 the file ../data/book.txt, or
                  -- corpus.books=[data/book.txt] (overrides resolve from /workspace).
   --gpus LIST    device ids, e.g. 0 or 0,1,3
   --npu          shell/build: use the Ascend image
@@ -140,26 +141,6 @@ pipeline_args() {
         echo "$PROG: note: '$PIPELINE' is not a file here; using it as a path inside the image (/workspace/$PIPELINE) or a shipped pipeline's name" >&2
         CONTAINER_PIPELINE="$PIPELINE"
     fi
-}
-
-# The stages' outputs must land on the writable outputs/ mount. A host file's work_dir that is not
-# there (../outputs/X from /workspace/custom_pipelines is) would point into the read-only mount or the
-# container's throw-away filesystem: unless the arguments after -- set work_dir, put it in outputs/.
-# Shipped pipelines (an image path or a name) already write under /workspace/outputs.
-pipeline_work_dir() {
-    local word name
-    [[ -f "$PIPELINE" ]] || return 0
-    for word in ${EXTRA[@]+"${EXTRA[@]}"}; do
-        [[ "$word" != work_dir=* ]] || return 0
-    done
-    if grep -Eq "^work_dir:[[:space:]]*[\"']?(/workspace/outputs/|\.\./outputs/)[^[:space:]]" "$PIPELINE"; then
-        return 0
-    fi
-    name="$(basename "$PIPELINE")"
-    name="${name%.yaml}"
-    name="${name%.yml}"
-    RUN+=("work_dir=/workspace/outputs/$name")
-    echo "$PROG: note: the pipeline writes to outputs/$name (work_dir=/workspace/outputs/$name); pass -- work_dir=/workspace/outputs/NAME to choose" >&2
 }
 
 choose_mode() {
@@ -307,10 +288,11 @@ elif [[ -n "$PIPELINE" ]]; then
     if [[ -t 0 && -t 1 ]]; then
         RUN+=(-it)
     fi
+    # The stages' outputs must land on the writable outputs/ mount: bgeft moves a work_dir written in the
+    # file that lies elsewhere to /workspace/outputs/<file name> and says so (-- work_dir=... is kept).
+    RUN+=(-e BGEFT_OUTPUTS_ROOT=/workspace/outputs)
     # training stages launch `bgeft train` with every device the container sees (one in single mode)
-    RUN+=(-- "$IMAGE" bgeft pipeline run "$CONTAINER_PIPELINE")
-    pipeline_work_dir
-    RUN+=(${EXTRA[@]+"${EXTRA[@]}"})
+    RUN+=(-- "$IMAGE" bgeft pipeline run "$CONTAINER_PIPELINE" ${EXTRA[@]+"${EXTRA[@]}"})
 else
     recipe_args
     if [[ -t 0 && -t 1 ]]; then

@@ -56,11 +56,11 @@ def test_reproduce_check_gives_zero_difference(tmp_path, tiny_xlmr, launch):
 
 def _recorded_run(tmp_path, model, data) -> Path:
     """A run directory holding the manifest `bgeft train` writes before training (no training)."""
-    from bgeft.train.api import plan_for
+    from bgeft.train.api import prepare
     from bgeft.train.rundir import write_manifest
 
     out = tmp_path / "run"
-    recipe, plan = plan_for(str(DEMO), demo_overrides(out, model, data))
+    recipe, plan = prepare(str(DEMO), demo_overrides(out, model, data))
     write_manifest(plan, recipe.data, recipe.path)
     return out
 

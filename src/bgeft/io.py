@@ -74,13 +74,24 @@ def _signals_unwind() -> Iterator[None]:
                     _saved.clear()
 
 
-def _kind(mode: int) -> str | None:
-    for test, word in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+def file_kind(mode: int) -> str | None:
+    """A word for a non-regular, non-directory, non-link file type (None for regular files and directories)."""
+    for test, word in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
         if test(mode):
             return word
     return None
+
+
+def refuse_kind(mode: int, label: str, *, is_dir: bool) -> None:
+    """An output ``label`` (a path, or ``-o PATH``) that exists must be a directory when ``is_dir``, else a file."""
+    kind = file_kind(mode)
+    if kind:
+        raise UserError(f"{label}: is {kind}; bgeft writes only regular files and directories: choose another path")
+    if is_dir and not stat.S_ISDIR(mode):
+        raise UserError(f"{label}: is a file; give a directory path")
+    if not is_dir and stat.S_ISDIR(mode):
+        raise UserError(f"{label}: is a directory; give an output file path")
 
 
 def check_target(path: str | os.PathLike, *, is_dir: bool = False) -> Path:
@@ -96,17 +107,10 @@ def check_target(path: str | os.PathLike, *, is_dir: bool = False) -> Path:
                         "choose another output path") from None
     except OSError as exc:
         raise UserError(f"{target}: cannot be inspected ({exc.strerror}); choose another output path") from None
-    kind = _kind(st.st_mode)
-    if kind == "a symbolic link":
+    if stat.S_ISLNK(st.st_mode):
         raise UserError(f"{target}: is a symbolic link (to {os.readlink(target)}); bgeft does not write through "
                         "or replace links: give the link's target path (or a new path) as the output")
-    if kind:
-        raise UserError(f"{target}: is {kind}; bgeft writes only regular files and directories: "
-                        "choose another output path")
-    if is_dir and not stat.S_ISDIR(st.st_mode):
-        raise UserError(f"{target}: is a file; give a directory path")
-    if not is_dir and stat.S_ISDIR(st.st_mode):
-        raise UserError(f"{target}: is a directory; give an output file path")
+    refuse_kind(st.st_mode, str(target), is_dir=is_dir)
     return target
 
 

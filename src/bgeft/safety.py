@@ -27,19 +27,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bgeft.errors import UserError
-from bgeft.io import atomic_write_text
+from bgeft.io import atomic_write_text, file_kind, refuse_kind
 
 INVENTORY = ".bgeft-owned.json"
 TRASH_PREFIX = ".bgeft-trash-"
-
-
-def _kind(mode: int) -> str | None:
-    """A word for a non-regular, non-directory file type (None for regular files and directories)."""
-    for test, word in ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return word
-    return None
 
 
 def _abs(path: str | os.PathLike) -> Path:
@@ -60,7 +51,7 @@ def check_input(path: str | os.PathLike, what: str, *, allow_dir: bool = False) 
         if allow_dir:
             return p
         raise UserError(f"{what} {p}: is a directory; give a file")
-    kind = _kind(st.st_mode)
+    kind = file_kind(st.st_mode)
     if kind:
         raise UserError(f"{what} {p}: is {kind}, not a regular file; bgeft reads only regular files "
                         "(copy the data into a file first)")
@@ -102,14 +93,7 @@ def check_output(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = 
         if stat.S_ISLNK(st.st_mode):
             raise UserError(f"{what} {raw}: is a symbolic link (to {os.readlink(raw)}); bgeft does not replace "
                             "links: give the real path of the output instead")
-        kind = _kind(st.st_mode)
-        if kind:
-            raise UserError(f"{what} {raw}: is {kind}; bgeft writes only regular files and directories: "
-                            "choose another path")
-        if is_dir and not stat.S_ISDIR(st.st_mode):
-            raise UserError(f"{what} {raw}: is a file; give a directory path")
-        if not is_dir and stat.S_ISDIR(st.st_mode):
-            raise UserError(f"{what} {raw}: is a directory; give an output file path")
+        refuse_kind(st.st_mode, f"{what} {raw}", is_dir=is_dir)
     target = _abs(raw)
     why = _protected(target)
     if why:

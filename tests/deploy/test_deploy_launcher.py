@@ -398,7 +398,8 @@ def test_single_with_a_pipeline_path_with_spaces(env):
     assert dry.returncode == 0, dry.stderr
     root = env["root"]
     expected = base(root) + [
-        "--gpus", '"device=0"', "-v", f"{pipe_dir}:/workspace/custom_pipelines:ro", "--", cuda_tag(),
+        "--gpus", '"device=0"', "-v", f"{pipe_dir}:/workspace/custom_pipelines:ro",
+        "-e", "BGEFT_OUTPUTS_ROOT=/workspace/outputs", "--", cuda_tag(),
         "bgeft", "pipeline", "run", "/workspace/custom_pipelines/p.yaml", "work_dir=/workspace/outputs/x"]
     (line,) = dry.stdout.splitlines()
     assert shlex.split(line) == expected
@@ -409,25 +410,23 @@ def test_single_with_a_pipeline_path_with_spaces(env):
 
 
 def test_pipeline_work_dir_lands_in_outputs(env):
-    """A host file whose work_dir is not on the outputs mount gets work_dir=/workspace/outputs/<stem>;
-    ../outputs/X (from /workspace/custom_pipelines) and shipped pipelines are left alone."""
+    """The launcher tells bgeft where the writable outputs mount is (BGEFT_OUTPUTS_ROOT) instead of reading
+    the pipeline file itself: bgeft moves a work_dir off that mount (tests/pipeline/test_spec.py)."""
     _pipeline_file(env, "work_dir: runs/p   # next to the file\n")
     res = launch(env, "multi", "--pipeline", "path with spaces/p.yaml", "--dry-run", "--", "rounds=2",
                  cwd=env["tmp"])
     assert res.returncode == 0, res.stderr
-    assert shlex.split(res.stdout)[-6:] == ["bgeft", "pipeline", "run", "/workspace/custom_pipelines/p.yaml",
-                                            "work_dir=/workspace/outputs/p", "rounds=2"]
-    assert ("note: the pipeline writes to outputs/p (work_dir=/workspace/outputs/p); "
-            "pass -- work_dir=/workspace/outputs/NAME to choose") in res.stderr
-    _pipeline_file(env, "work_dir: ../outputs/book\n")
-    res = launch(env, "multi", "--pipeline", "path with spaces/p.yaml", "--dry-run", cwd=env["tmp"])
-    assert shlex.split(res.stdout)[-1] == "/workspace/custom_pipelines/p.yaml"
+    words = shlex.split(res.stdout)
+    assert words[-9:] == ["-e", "BGEFT_OUTPUTS_ROOT=/workspace/outputs", "--", cuda_tag(), "bgeft", "pipeline",
+                          "run", "/workspace/custom_pipelines/p.yaml", "rounds=2"]
+    assert "note:" not in res.stderr and "grep" not in (REPO / "run_docker_training.sh").read_text()
     res = launch(env, "cpu", "--pipeline", "demo_cpu", "--dry-run", "--", "--from", "mine")
     assert res.returncode == 0, res.stderr
     words = shlex.split(res.stdout)
     assert words[-7:] == [cuda_tag(), "bgeft", "pipeline", "run", "demo_cpu", "--from", "mine"]
     at = words.index(cuda_tag())   # no pipeline mount, no --gpus
-    assert words[at - 4:at] == [f"{env['root']}/cache:/cache", "-e", "NVIDIA_VISIBLE_DEVICES=void", "--"]
+    assert words[at - 6:at] == [f"{env['root']}/cache:/cache", "-e", "NVIDIA_VISIBLE_DEVICES=void",
+                                "-e", "BGEFT_OUTPUTS_ROOT=/workspace/outputs", "--"]
     assert "'demo_cpu' is not a file here; using it as a path inside the image (/workspace/demo_cpu) " \
            "or a shipped pipeline's name" in res.stderr
 

@@ -25,11 +25,11 @@ def test_dry_run_plan_has_no_secret(run_cli, tmp_path, tiny_xlmr):
 
 
 def test_plan_carries_secrets_only_in_its_hidden_environment(tmp_path, tiny_xlmr):
-    from bgeft.train.api import plan_for
+    from bgeft.train.api import prepare
     from bgeft.train.launch import Device
 
     recipe = write_recipe(tmp_path, "embedder.base", tiny_xlmr)
-    _, plan = plan_for(str(recipe), TOKENS, device=Device("cpu", 1, True, "cpu"), env={})
+    _, plan = prepare(str(recipe), TOKENS, device=Device("cpu", 1, True, "cpu"), env={})
     assert PLANTED_SECRET not in " ".join(plan.argv) and PLANTED_SECRET not in plan.render()
     assert PLANTED_SECRET not in repr(plan)
     assert plan.secret_env == {"BGEFT_SECRET_MODEL_TOKEN": PLANTED_SECRET, "BGEFT_SECRET_HUB_TOKEN": PLANTED_SECRET}

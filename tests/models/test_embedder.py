@@ -142,3 +142,15 @@ def test_spill_limit_comes_from_bgeft_spill_mb(monkeypatch, demo_model):
         Encoder(demo_model, device="cpu")
     monkeypatch.delenv("BGEFT_SPILL_MB")
     assert Encoder(demo_model, device="cpu").spill_bytes == 256 * 2**20
+
+
+def test_windows_give_the_vectors_of_one_pass(demo_model, example_data, monkeypatch):
+    """Texts are tokenized and length-sorted in windows (bounded memory); the vectors do not depend on them."""
+    import bgeft.models.embedder as embedder
+
+    texts = list(dict.fromkeys(example_texts(example_data)))[:13]
+    whole = Encoder(demo_model, device="cpu", progress=False).dense(texts)
+    monkeypatch.setattr(embedder, "WINDOW", 4)
+    windowed = Encoder(demo_model, device="cpu", progress=False, batch_size=3)
+    np.testing.assert_allclose(windowed.dense(texts), whole, atol=1e-5)
+    assert windowed.texts_encoded == 13

@@ -16,8 +16,8 @@ from bgeft.pipeline.spec import load_spec
 from .helpers import tiny_pipeline
 
 
-class Interrupted(Exception):
-    pass
+class Interrupted(KeyboardInterrupt):
+    """A stage killed mid-way (Ctrl-C): the stage log's capture lets it through, as it does a real one."""
 
 
 class FakeBodies(dict):

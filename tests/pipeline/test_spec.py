@@ -53,8 +53,8 @@ def test_missing_recipe_fails_naming_the_line(tmp_path, model_dir, run_cli):
     code, out, err = run_cli("pipeline", "run", path)
     assert code == 2
     line = _line_of(path, "recipe: demo_cpu_m4")
-    assert (f"{path}:{line}: train_embedder.recipe: no recipe named 'demo_cpu_m4' (did you mean demo_cpu_m3?); "
-            "bgeft ls lists the shipped ones, or give a path to a .yaml") in err
+    assert (f"{path}:{line}: train_embedder.recipe: no shipped recipe named 'demo_cpu_m4' (did you mean demo_cpu_m3, "
+            "demo_cpu_embedder, demo_cpu_reranker?); `bgeft ls` lists them, or give a path to a .yaml") in err
     assert not (tmp_path / "work").exists()
 
 
@@ -208,3 +208,24 @@ def test_mine_stage_keeps_its_rejects_in_the_stage_dir(tmp_path):
     rejects = _rejects({"skip_invalid": True, "max_rejects": 3}, tmp_path / "05-mine-r1" / "train.jsonl")
     assert rejects.skip and rejects.limit == (3.0, False)
     assert rejects.path == tmp_path / "05-mine-r1" / "train.jsonl.rejects"
+
+
+def test_a_work_dir_off_the_launchers_outputs_mount_moves_onto_it(tmp_path, model_dir, monkeypatch, run_cli):
+    """run_docker_training.sh sets BGEFT_OUTPUTS_ROOT (the writable outputs mount) instead of reading the
+    pipeline file: a work_dir written in the file outside it becomes ROOT/<file name>, with a note."""
+    path = tiny_pipeline(tmp_path / "pipe", model_dir)
+    outputs = tmp_path / "outputs"
+    monkeypatch.setenv("BGEFT_OUTPUTS_ROOT", str(outputs))
+    monkeypatch.chdir(tmp_path)
+    note = (f"work_dir {tmp_path / 'pipe' / 'work'} is not under {outputs} (the outputs mount): the pipeline "
+            f"writes to {outputs / 'pipeline'}; pass work_dir={outputs}/NAME to choose")
+    spec = load_spec(path)
+    assert (spec.work_dir, spec.notes) == (outputs / "pipeline", [note])
+    code, out, err = run_cli("pipeline", "run", path, "--dry-run")
+    assert code == 0 and err == f"bgeft: note: {note}\n" and f"-> {outputs / 'pipeline'} " in out
+    typed = load_spec(path, ["work_dir=runs/x"])                   # typed on the command line: kept
+    assert (typed.work_dir, typed.notes) == (tmp_path / "runs" / "x", [])
+    path.write_text(path.read_text().replace("work_dir: work", "work_dir: ../outputs/book"))
+    on_mount = load_spec(path)                                     # already on the mount: kept
+    assert (on_mount.work_dir, on_mount.notes) == (outputs / "book", [])
+    assert not outputs.exists()

@@ -9,7 +9,6 @@ modules import their heavy dependencies (torch, FlagEmbedding, faiss) inside ``r
 from __future__ import annotations
 
 import argparse
-import difflib
 import sys
 from types import ModuleType
 
@@ -17,7 +16,7 @@ from bgeft import __version__
 from bgeft.cli import cat, cp, data, demo_model, env, k8s, ls, pipeline, reproduce, train, validate
 from bgeft.cli import eval as eval_verbs
 from bgeft.console import take_global_flags
-from bgeft.errors import UserError
+from bgeft.errors import UserError, did_you_mean
 from bgeft.io import Terminated
 
 # verb -> (module with add_arguments/run, one-line help)
@@ -76,9 +75,8 @@ def _check_verb(argv: list[str]) -> None:
             return
         where, table, argv = f"bgeft {argv[0]}", sub_verbs, argv[1:]
     if argv[0] not in table:
-        close = difflib.get_close_matches(argv[0], table, n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        raise UserError(f"{where}: unknown verb {argv[0]!r}{hint}; choose from {', '.join(table)}")
+        raise UserError(f"{where}: unknown verb {argv[0]!r}{did_you_mean(argv[0], table)}; "
+                        f"choose from {', '.join(table)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,25 +12,10 @@ restarts an interrupted stage (training resumes from its checkpoint). See docs/p
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bgeft.cli.group import Verb, add_sub_verbs
 from bgeft.errors import UserError
-
-
-def _bodies() -> dict:
-    from bgeft.pipeline.stages import eval_stage, model_stages, report, text_stages
-
-    return {
-        "corpus": text_stages.run_corpus,
-        "queries": text_stages.run_queries,
-        "split": text_stages.run_split,
-        "mine": model_stages.run_mine,
-        "score": model_stages.run_score,
-        "train_embedder": model_stages.run_train,
-        "train_reranker": model_stages.run_train,
-        "eval": eval_stage.run_eval,
-        "report": report.run_report,
-    }
 
 
 def _add_run(r: argparse.ArgumentParser) -> None:
@@ -95,6 +80,8 @@ def _load(args: argparse.Namespace):
         raise UserError(f"bgeft pipeline {args.verb}: give a pipeline file (or, for run, --reproduce DIR)")
     else:
         spec = load_spec(_pipeline_path(args.pipeline), args.overrides)
+    for note in spec.notes:
+        print(f"bgeft: note: {note}", file=sys.stderr)
     return spec, build_stages(spec)
 
 
@@ -119,7 +106,7 @@ def _run(args: argparse.Namespace) -> int:
     runner.print_plan(runner.plan())
     if args.dry_run:
         return 0
-    runner.run(_bodies())
+    runner.run()
     print_summary(spec, stages)
     return 0
 

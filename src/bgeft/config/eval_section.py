@@ -26,6 +26,8 @@ import json
 import re
 from pathlib import Path
 
+from bgeft.errors import did_you_mean
+
 FIELDS = {
     "data": "path to a BEIR dev set (corpus.jsonl, queries.jsonl, qrels/<split>.tsv), relative to the recipe",
     "split": "the qrels split to read (qrels/<split>.tsv); default test",
@@ -90,10 +92,7 @@ def check(recipe) -> list[str]:
     section = raw or {}
     for key, value in section.items():
         if key not in FIELDS:
-            import difflib
-            close = difflib.get_close_matches(str(key), list(FIELDS), n=1, cutoff=0.6)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            err(f"eval.{key}", f"unknown key{hint}; eval keys: {', '.join(FIELDS)}")
+            err(f"eval.{key}", f"unknown key{did_you_mean(key, FIELDS)}; eval keys: {', '.join(FIELDS)}")
         elif key in ("batch_size", "early_stopping_patience", "max_corpus", "rerank_top") and value is not None \
                 and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             err(f"eval.{key}", f"expected a {FIELDS[key].split(';')[0]}, got {value!r}")

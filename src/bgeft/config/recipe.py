@@ -7,7 +7,6 @@ each naming the file and line (or the override) and the fix.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import os
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from bgeft.config import eval_section, value_checks
 from bgeft.config.fe_fields import SECTIONS, load_schema, section_fields
 from bgeft.config.tasks import TASKS
 from bgeft.config.yamlfile import parse_value, read_yaml, short
-from bgeft.errors import UserError
+from bgeft.errors import UserError, did_you_mean
 
 TOP_KEYS = ("task", "launch", *SECTIONS, "eval")
 LAUNCH_FIELDS = {
@@ -43,7 +42,7 @@ class Recipe:
     path: Path
     data: dict
     lines: dict[str, int] = field(default_factory=dict)      # "training.learning_rate" -> line
-    origins: dict[str, str] = field(default_factory=dict)    # "training.learning_rate" -> override text
+    origins: dict[str, str] = field(default_factory=dict)    # "training.learning_rate" -> "override TEXT" | "FILE:LINE"
 
     @property
     def task(self):
@@ -54,7 +53,7 @@ class Recipe:
 
     def where(self, dotted: str) -> str:
         if dotted in self.origins:
-            return f"override {self.origins[dotted]}"
+            return self.origins[dotted]
         line = self.lines.get(dotted) or self.lines.get(dotted.split(".")[0])
         return f"{self.path}:{line}" if line else str(self.path)
 
@@ -96,14 +95,31 @@ def apply_overrides(recipe: Recipe, overrides: list[str], base_dir: Path | None 
         if len(parts) == 1:
             out.data["task"] = value
         else:
-            sec = out.data.setdefault(parts[0], {})
-            if not isinstance(sec, dict):
-                raise UserError(f"override {short(text)}: {parts[0]} is not a mapping in {recipe.path}")
-            if (parts[0], parts[1]) in PATH_KEYS | MAYBE_PATH_KEYS:
-                value = _resolve(value, base_dir, maybe=(parts[0], parts[1]) in MAYBE_PATH_KEYS)
-            sec[parts[1]] = value
-        out.origins[dotted] = short(text)
+            _set(out, parts[0], parts[1], value, base_dir, f"override {short(text)}")
+        out.origins[dotted] = f"override {short(text)}"
     return out
+
+
+def merge(recipe: Recipe, settings: dict[str, dict], base_dir: Path, origins: dict[str, str] | None = None) -> Recipe:
+    """Settings given as values (``{"training": {"learning_rate": 1e-5}}``, e.g. a pipeline's training
+    stage): relative paths resolve against ``base_dir`` (the file that wrote them); ``origins`` says where
+    each ``section.key`` was written, for the error messages."""
+    out = copy.deepcopy(recipe)
+    for section, values in settings.items():
+        for key, value in values.items():
+            where = (origins or {}).get(f"{section}.{key}") or str(base_dir)
+            _set(out, section, key, copy.deepcopy(value), base_dir.resolve(), where)
+            out.origins[f"{section}.{key}"] = where
+    return out
+
+
+def _set(recipe: Recipe, section: str, key: str, value, base_dir: Path, where: str) -> None:
+    sec = recipe.data.setdefault(section, {})
+    if not isinstance(sec, dict):
+        raise UserError(f"{where}: {section} is not a mapping in {recipe.path}")
+    if (section, key) in PATH_KEYS | MAYBE_PATH_KEYS:
+        value = _resolve(value, base_dir, maybe=(section, key) in MAYBE_PATH_KEYS)
+    sec[key] = value
 
 
 def _resolve(value, base: Path, maybe: bool = False):
@@ -127,11 +143,6 @@ def resolve_paths(recipe: Recipe) -> Recipe:
         if isinstance(section, dict) and key in section and f"{sec}.{key}" not in out.origins:
             section[key] = _resolve(section[key], recipe.path.parent, maybe=(sec, key) in MAYBE_PATH_KEYS)
     return out
-
-
-def _suggest(key: str, options) -> str:
-    close = difflib.get_close_matches(key, list(options), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _coerce(value, spec: dict):
@@ -200,13 +211,13 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
 
     for key in out.data:
         if key not in TOP_KEYS:
-            err(str(key)[:80], f"unknown section{_suggest(str(key), TOP_KEYS)}; a recipe has {', '.join(TOP_KEYS)}")
+            err(str(key)[:80], f"unknown section{did_you_mean(str(key), TOP_KEYS)}; a recipe has {', '.join(TOP_KEYS)}")
     task = out.data.get("task")
     if task is None:
         err("task", f"missing; set it to one of {', '.join(TASKS)}")
         return out, errors
     if not isinstance(task, str) or task not in TASKS:
-        hint = _suggest(task, TASKS) if isinstance(task, str) else ""
+        hint = did_you_mean(task, TASKS) if isinstance(task, str) else ""
         err("task", f"unknown task {short(task)}{hint}; tasks: {', '.join(TASKS)}")
         return out, errors
     for sec in ("launch", *SECTIONS):
@@ -215,7 +226,8 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
             out.data[sec] = {}
     for key, value in list(out.section("launch").items()):
         if key not in LAUNCH_FIELDS:
-            err(f"launch.{key}", f"unknown key{_suggest(key, LAUNCH_FIELDS)}; launch keys: {', '.join(LAUNCH_FIELDS)}")
+            err(f"launch.{key}",
+                f"unknown key{did_you_mean(key, LAUNCH_FIELDS)}; launch keys: {', '.join(LAUNCH_FIELDS)}")
         elif key in ("nproc_per_node", "nnodes") and not (value == "auto" and key == "nproc_per_node") \
                 and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             err(f"launch.{key}", f"expected {LAUNCH_FIELDS[key]}, got {short(value)}")
@@ -239,7 +251,7 @@ def check(recipe: Recipe, schema: dict | None = None) -> tuple[Recipe, list[str]
                 }.get(key, "bgeft sets it")
                 err(dotted, f"managed by bgeft: {hint}")
             elif key not in fields:
-                err(dotted[:120], f"unknown key{_suggest(key, fields)}; it is not a field of "
+                err(dotted[:120], f"unknown key{did_you_mean(key, fields)}; it is not a field of "
                             f"{schema['tasks'][task][sec].split(':')[1]}")
             elif section[key] is None:
                 del section[key]

@@ -1,11 +1,10 @@
 """The recipes that ship with bgeft (``bgeft ls / cat / cp``, and a bare name given to ``validate``)."""
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 
 from bgeft.assets import asset_dir
-from bgeft.errors import UserError
+from bgeft.errors import UserError, did_you_mean
 
 
 def shipped() -> dict[str, Path]:
@@ -17,9 +16,7 @@ def find(name: str) -> Path:
     key = name[:-5] if name.endswith(".yaml") else name
     if key in found:
         return found[key]
-    close = difflib.get_close_matches(key, found, n=3)
-    hint = f" (did you mean {', '.join(close)}?)" if close else ""
-    raise UserError(f"no shipped recipe named {name!r}{hint}; `bgeft ls` lists them")
+    raise UserError(f"no shipped recipe named {name!r}{did_you_mean(key, found, n=3)}; `bgeft ls` lists them")
 
 
 def summary(path: Path) -> str:

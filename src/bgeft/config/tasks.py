@@ -20,7 +20,6 @@ class Task:
     training_args: str
     runner: str
     kind: str              # "embedder" | "reranker"
-    summary: str
 
     def dataclasses(self) -> tuple[type, type, type]:
         return tuple(_load(ref) for ref in (self.model_args, self.data_args, self.training_args))
@@ -38,7 +37,6 @@ def _load(ref: str):
     return getattr(importlib.import_module(module), attr)
 
 
-_EMB_ABS = "FlagEmbedding.abc.finetune.embedder"
 _RR_ABS = "FlagEmbedding.abc.finetune.reranker"
 
 TASKS: dict[str, Task] = {
@@ -49,46 +47,43 @@ TASKS: dict[str, Task] = {
              f"{FE}.embedder.encoder_only.m3:EncoderOnlyEmbedderM3DataArguments",
              f"{FE}.embedder.encoder_only.m3:EncoderOnlyEmbedderM3TrainingArguments",
              f"{FE}.embedder.encoder_only.m3:EncoderOnlyEmbedderM3Runner",
-             "embedder", "BGE-M3: dense + sparse + ColBERT (unified fine-tuning, self-distillation)"),
+             "embedder"),
         Task("embedder.base", f"{FE}.embedder.encoder_only.base",
              f"{FE}.embedder.encoder_only.base:EncoderOnlyEmbedderModelArguments",
              f"{FE}.embedder.encoder_only.base:EncoderOnlyEmbedderDataArguments",
              f"{FE}.embedder.encoder_only.base:EncoderOnlyEmbedderTrainingArguments",
              f"{FE}.embedder.encoder_only.base:EncoderOnlyEmbedderRunner",
-             "embedder", "dense encoder-only embedder (bge-*-v1.5 style)"),
+             "embedder"),
         Task("embedder.decoder", f"{FE}.embedder.decoder_only.base",
              f"{FE}.embedder.decoder_only.base:DecoderOnlyEmbedderModelArguments",
              f"{FE}.embedder.decoder_only.base:DecoderOnlyEmbedderDataArguments",
              f"{FE}.embedder.decoder_only.base:DecoderOnlyEmbedderTrainingArguments",
              f"{FE}.embedder.decoder_only.base:DecoderOnlyEmbedderRunner",
-             "embedder", "LLM-based embedder with LoRA (bge-multilingual-gemma2 style)"),
+             "embedder"),
         Task("embedder.decoder_icl", f"{FE}.embedder.decoder_only.icl",
              f"{FE}.embedder.decoder_only.icl:DecoderOnlyEmbedderICLModelArguments",
              f"{FE}.embedder.decoder_only.icl:DecoderOnlyEmbedderICLDataArguments",
              f"{FE}.embedder.decoder_only.icl:DecoderOnlyEmbedderICLTrainingArguments",
              f"{FE}.embedder.decoder_only.icl:DecoderOnlyEmbedderICLRunner",
-             "embedder", "LLM-based embedder with in-context examples (bge-en-icl style)"),
+             "embedder"),
         Task("reranker.base", f"{FE}.reranker.encoder_only.base",
              f"{_RR_ABS}:AbsRerankerModelArguments",
              f"{_RR_ABS}:AbsRerankerDataArguments",
              f"{_RR_ABS}:AbsRerankerTrainingArguments",
              f"{FE}.reranker.encoder_only.base:EncoderOnlyRerankerRunner",
-             "reranker", "cross-encoder reranker (bge-reranker-base / -large / -v2-m3)"),
+             "reranker"),
         Task("reranker.decoder", f"{FE}.reranker.decoder_only.base",
              f"{FE}.reranker.decoder_only.base:RerankerModelArguments",
              f"{_RR_ABS}:AbsRerankerDataArguments",
              f"{_RR_ABS}:AbsRerankerTrainingArguments",
              f"{FE}.reranker.decoder_only.base:DecoderOnlyRerankerRunner",
-             "reranker", "LLM-based reranker with LoRA (bge-reranker-v2-gemma style)"),
+             "reranker"),
         Task("reranker.layerwise", f"{FE}.reranker.decoder_only.layerwise",
              f"{FE}.reranker.decoder_only.layerwise:RerankerModelArguments",
              f"{_RR_ABS}:AbsRerankerDataArguments",
              f"{_RR_ABS}:AbsRerankerTrainingArguments",
              f"{FE}.reranker.decoder_only.layerwise:DecoderOnlyRerankerRunner",
-             "reranker", "layer-wise LLM reranker (bge-reranker-v2-minicpm-layerwise style)"),
+             "reranker"),
     )
 }
 
-
-def get_task(name: str) -> Task:
-    return TASKS[name]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-TRAINING_KEYS = ("query", "pos", "neg", "pos_scores", "neg_scores", "prompt", "type")
 STRING_KEYS = ("prompt", "type")
 
 

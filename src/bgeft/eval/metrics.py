@@ -41,14 +41,6 @@ def _as_trec(run: Run, depth: int | None = None) -> dict[str, dict[str, float]]:
     return out
 
 
-def metric_names(ks, reranker: bool = False) -> list[str]:
-    names = [f"{m}@{k}" for m in ("ndcg", "recall", "precision", "mrr", "success") for k in ks]
-    names += ["map", "mrr"]
-    if reranker:
-        names = ["acc@1"] + names + [f"err@{k}" for k in ks]
-    return names
-
-
 def err_at_k(ranked_ids: list[str], judgements: dict[str, int], k: int, max_grade: int) -> float:
     """Expected Reciprocal Rank of one ranked list cut at ``k``."""
     denom = 2.0 ** max(max_grade, 1)

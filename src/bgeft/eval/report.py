@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from bgeft.eval import plots
+from bgeft.eval.markdown import fmt, table
 from bgeft.io import atomic_write_text
 
 RETRIEVER_SECTIONS = ("## Summary", "## Metrics by k", "## Timing", "## Plots", "## Notes")
@@ -36,20 +37,6 @@ def _finite(obj):
 def to_json(result: dict) -> str:
     return json.dumps(_finite({k: v for k, v in result.items() if not k.startswith("_")}), indent=2,
                       ensure_ascii=False, allow_nan=False, default=str) + "\n"
-
-
-def fmt(v, digits: int = 4) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(fmt(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
 
 
 def main_k(ks: list[int]) -> int:

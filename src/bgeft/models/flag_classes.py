@@ -10,7 +10,8 @@ peft, accelerate and ``torch.distributed``. That doubles the start-up of a verb 
 only its module: the packages above it are put in ``sys.modules`` as empty placeholders for the import
 and removed right after, so a later ``import FlagEmbedding`` runs its ``__init__`` normally and finds
 the same class objects. When FlagEmbedding is already imported, its attributes are used. ``m3=True``
-returns ``BGEM3FlagModel`` through the ordinary import (its module needs the fine-tuning model classes).
+returns ``BGEM3FlagModel`` through the ordinary import (its module needs the fine-tuning model classes);
+so does ``FlagModel`` when a FlagEmbedding release keeps it elsewhere.
 """
 from __future__ import annotations
 
@@ -48,6 +49,11 @@ def flag_model_class(m3: bool = False):
                 sys.modules[name] = stub
                 placed.append(name)
         return importlib.import_module(BASE_MODULE).BaseEmbedder
+    except (ImportError, AttributeError):  # another FlagEmbedding layout: the ordinary import below
+        pass
     finally:
         for name in placed:
             sys.modules.pop(name, None)
+    from FlagEmbedding import FlagModel
+
+    return FlagModel

@@ -11,15 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bgeft.pipeline.spec import Spec
-
-# what each kind leaves in its directory for the stages after it
-OUTPUT = {"corpus": "corpus.jsonl", "queries": ".", "split": ".", "mine": "train.jsonl", "score": "train.jsonl",
-          "train_embedder": "model", "train_reranker": "model", "eval": ".", "report": "report.md"}
-# interrupted stages that continue instead of restarting: training from its last checkpoint,
-# question generation from the passages already answered (gen-queries keeps OUT.partial)
-RESUMABLE = {"train_embedder": "resuming from its last checkpoint",
-             "train_reranker": "resuming from its last checkpoint",
-             "queries": "resuming, questions already generated are kept"}
+from bgeft.pipeline.stages.registry import KINDS
 
 
 @dataclass
@@ -37,7 +29,7 @@ class Stage:
 
     @property
     def output(self) -> Path:
-        return self.dir / OUTPUT[self.kind]
+        return self.dir / KINDS[self.kind].output
 
 
 def _stage(s: Spec, n: int, name: str, kind: str, rnd: int, params: dict, refs: dict) -> Stage:

@@ -9,7 +9,7 @@ from bgeft.errors import UserError
 
 def resolve_recipe(value: str, base_dir: Path) -> Path:
     """A shipped recipe name (``bgeft ls``) or a YAML path relative to the pipeline file."""
-    from bgeft.assets import asset_dir
+    from bgeft.config.shipped import find
 
     if value.endswith((".yaml", ".yml")) or "/" in value:
         path = (base_dir / Path(value).expanduser()).resolve()
@@ -19,12 +19,7 @@ def resolve_recipe(value: str, base_dir: Path) -> Path:
             f"{value}: no such recipe file (relative paths resolve against the pipeline file, or the working "
             "directory when given on the command line)"
         )
-    shipped = asset_dir("recipes") / f"{value}.yaml"
-    if shipped.is_file():
-        return shipped
-    names = sorted(p.stem for p in asset_dir("recipes").glob("*.yaml"))
-    import difflib
-
-    close = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise UserError(f"no recipe named {value!r}{hint}; bgeft ls lists the shipped ones, or give a path to a .yaml")
+    try:
+        return find(value)
+    except UserError as exc:
+        raise UserError(f"{exc}, or give a path to a .yaml") from None

@@ -11,8 +11,10 @@ from pathlib import Path
 from bgeft.config.redaction import redact
 from bgeft.console import capture
 from bgeft.errors import UserError
-from bgeft.pipeline.graph import RESUMABLE, Stage
+from bgeft.pipeline.graph import Stage
 from bgeft.pipeline.spec import Spec
+from bgeft.pipeline.stages import registry
+from bgeft.pipeline.stages.registry import KINDS
 from bgeft.pipeline.state import HashCache, explain_change, now, read_manifest, stage_key, write_manifest
 
 
@@ -90,7 +92,7 @@ class Runner:
         if old.get("key") == key and old.get("status") == "done":
             return Decision("skip", "up to date"), key, inputs
         if old.get("key") == key:
-            how = RESUMABLE.get(stage.kind, "restarting")
+            how = KINDS[stage.kind].resumable or "restarting"
             return Decision("resume", f"interrupted or failed, {how}"), key, inputs
         return Decision("run", explain_change(old, redact(stage.params), inputs)), key, inputs
 
@@ -112,7 +114,7 @@ class Runner:
         if stale:
             print(f"  not part of this pipeline any more (left as they are): {', '.join(stale)}", file=self.out)
 
-    def run(self, bodies: dict) -> list[dict]:
+    def run(self, bodies: dict | None = None) -> list[dict]:
         from bgeft.pipeline.stages.reproduce import environment, record_run
 
         self.spec.work_dir.mkdir(parents=True, exist_ok=True)
@@ -126,7 +128,7 @@ class Runner:
                             "or use another work_dir") from None
         try:
             record_run(self.spec, self.environment)   # after the lock: one writer per work_dir
-            return self._run(bodies)
+            return self._run(bodies if bodies is not None else registry.bodies())
         finally:
             self.cache.save()
             fcntl.flock(lock, fcntl.LOCK_UN)
@@ -147,7 +149,8 @@ class Runner:
             print(f"{tag}: {decision.action} ({decision.reason})", file=self.out, flush=True)
             old = read_manifest(stage.dir) or {}
             resume = decision.action == "resume"
-            if not resume or stage.kind not in RESUMABLE:
+            resumable = KINDS[stage.kind].resumable is not None
+            if not resume or not resumable:
                 self._wipe(stage.dir)
             manifest = {"stage": stage.name, "kind": stage.kind, "round": stage.round, "key": key,
                         "status": "running", "reason": decision.reason, "params": redact(stage.params),
@@ -158,7 +161,7 @@ class Runner:
             self.cache.save()
             t0 = time.perf_counter()
             with capture(stage.dir / "stage.log"):   # third-party output: the stage's log (bgeft.console)
-                summary = bodies[stage.kind](self.ctx, stage, resume and stage.kind in RESUMABLE)
+                summary = bodies[stage.kind](self.ctx, stage, resume and resumable)
             manifest.update(status="done", finished_at=now(), seconds=round(time.perf_counter() - t0, 2),
                             summary=summary or {}, output_sha256=self.cache.tree(stage.output))
             write_manifest(stage.dir, manifest)

@@ -5,65 +5,21 @@ caused it) and the fix, before any stage runs.
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bgeft.config.yamlfile import short
-from bgeft.errors import UserError
+from bgeft.errors import UserError, did_you_mean
+from bgeft.pipeline.stages.registry import KINDS, MODES, REJECTS, STR
 from bgeft.pipeline.yamlfile import apply_overrides, read_yaml
 
-STAGES = ("corpus", "queries", "split", "mine", "score", "train_embedder", "train_reranker", "eval", "report")
+STAGES = tuple(KINDS)
 TOP_KEYS = ("work_dir", "rounds", "base") + STAGES
-RECIPE_SECTIONS = ("model", "data", "training")
-MODES = ("dense", "sparse", "colbert", "hybrid")
 
-# section -> key -> (expected type(s), default); "path" marks strings resolved against the file
-_STR, _INT, _NUM, _BOOL, _LIST, _MAP = str, int, (int, float), bool, list, dict
-_REJECTS = (str, int)  # max_rejects: 10 or "5%"
-SCHEMA: dict[str, dict[str, tuple]] = {
-    "base": {"retriever": (_STR, None), "reranker": (_STR, None)},
-    "corpus": {
-        "books": (_LIST, None),
-        "file": (_STR, None),
-        "by": (_STR, "paragraph"),
-        "max_tokens": (_INT, 256),
-        "overlap": (_INT, 0),
-    },
-    "queries": {"file": (_STR, None), "generate": (_MAP, None)},
-    "split": {"dev": (_NUM, 0.2), "test": (_NUM, 0.2), "seed": (_INT, 0)},
-    "mine": {
-        "range": (_STR, "2-50"),
-        "negatives": (_INT, 7),
-        "margin": (_NUM, 0.05),
-        "bm25": (_INT, 0),
-        "seed": (_INT, 42),
-        "batch_size": (_INT, 32),
-        "query_max_len": (_INT, 64),
-        "passage_max_len": (_INT, 512),
-        "skip_invalid": (_BOOL, False),
-        "max_rejects": (_REJECTS, None),
-    },
-    "score": {
-        "reranker": (_STR, "previous"),
-        "batch_size": (_INT, 32),
-        "max_length": (_INT, 512),
-        "skip_invalid": (_BOOL, False),
-        "max_rejects": (_REJECTS, None),
-    },
-    "train_embedder": {"recipe": (_STR, None), "model": (_MAP, {}), "data": (_MAP, {}), "training": (_MAP, {})},
-    "train_reranker": {"recipe": (_STR, None), "model": (_MAP, {}), "data": (_MAP, {}), "training": (_MAP, {})},
-    "eval": {
-        "modes": (_LIST, list(MODES)),
-        "k": (_LIST, [1, 5, 10]),
-        "retrieve_top": (_INT, 20),
-        "rerank_top": (_INT, 10),
-        "batch_size": (_INT, 32),
-        "max_length": (_INT, 512),
-    },
-    "report": {"select": (_STR, "retriever.hybrid.ndcg@10")},
-}
+# section -> key -> (expected type(s), default): "base" plus each stage kind's own schema
+SCHEMA: dict[str, dict[str, tuple]] = {"base": {"retriever": (STR, None), "reranker": (STR, None)},
+                                       **{kind: k.schema for kind, k in KINDS.items()}}
 REQUIRED = {"base": ("retriever",), "train_embedder": ("recipe",), "train_reranker": ("recipe",)}
 # null: no token budget / no margin filter / no limit on rejected rows
 NULLABLE = {("corpus", "max_tokens"), ("mine", "margin"), ("mine", "max_rejects"), ("score", "max_rejects")}
@@ -79,6 +35,7 @@ class Spec:
     path: Path
     data: dict[str, Any]
     where: dict[tuple, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)   # said before the stages run (bgeft: note: ...)
 
     def section(self, name: str) -> dict[str, Any] | None:
         return self.data.get(name)
@@ -92,14 +49,9 @@ class Spec:
         return int(self.data["rounds"])
 
 
-def _suggest(word: str, choices) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]}?)" if close else ""
-
-
 def _type_name(t) -> str:
     names = {str: "a string", int: "an integer", bool: "true or false", list: "a list", dict: "a mapping"}
-    if t is _REJECTS:
+    if t is REJECTS:
         return 'a number of rows or a percentage ("5%")'
     return "a number" if isinstance(t, tuple) else names[t]
 
@@ -116,7 +68,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
     at = lambda *keys: where.get(tuple(keys), str(path))  # noqa: E731
     for key in data:
         if key not in TOP_KEYS:
-            errors.append(f"{at(key)}: unknown stage {key!r}{_suggest(key, TOP_KEYS)}; "
+            errors.append(f"{at(key)}: unknown stage {key!r}{did_you_mean(key, TOP_KEYS)}; "
                           f"stages are: {', '.join(STAGES)} (plus work_dir, rounds, base)")
     out: dict[str, Any] = {}
     work_dir = data.get("work_dir")
@@ -126,6 +78,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
     else:
         out["work_dir"] = (str((Path.cwd() / work_dir).resolve()) if _from_override(where, "work_dir")
                            else _work_dir(path, work_dir))
+    notes = _outputs_root(path, out, where)
     rounds = data.get("rounds", 1)
     if not _type_ok(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
         errors.append(f"{at('rounds')}: rounds: must be an integer from 1 to {MAX_ROUNDS} (training rounds; round 2+ "
@@ -146,7 +99,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
         values: dict[str, Any] = {}
         for key, value in data_section.items():
             if key not in keys:
-                errors.append(f"{at(section, key)}: {section}.{key}: unknown key{_suggest(key, keys)}; "
+                errors.append(f"{at(section, key)}: {section}.{key}: unknown key{did_you_mean(key, keys)}; "
                               f"{section} takes: {', '.join(keys)}")
                 continue
             t = keys[key][0]
@@ -164,7 +117,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
     errors += _check_values(path, out, at, where)
     if errors:
         raise UserError(f"{path}: {len(errors)} problem(s):\n  " + "\n  ".join(errors))
-    return Spec(path=path, data=out, where=where)
+    return Spec(path=path, data=out, where=where, notes=notes)
 
 
 def _from_override(where: dict, *keys) -> bool:
@@ -179,6 +132,27 @@ def _work_dir(path: Path, work_dir: str) -> str:
     if path.is_relative_to(PACKAGE_DIR) and not Path(work_dir).is_absolute():
         return str((Path.cwd() / Path(*[p for p in Path(work_dir).parts if p != ".."])).resolve())
     return str((path.parent / work_dir).resolve())
+
+
+OUTPUTS_ROOT_ENV = "BGEFT_OUTPUTS_ROOT"
+
+
+def _outputs_root(path: Path, out: dict, where: dict) -> list[str]:
+    """In a container whose launcher sets ``BGEFT_OUTPUTS_ROOT`` (run_docker_training.sh: the writable
+    outputs mount), a work_dir written in the file that lies outside it would vanish with the container or
+    hit a read-only mount: it becomes ROOT/<file name>, with a note. A work_dir override is kept as typed."""
+    import os
+
+    root = os.environ.get(OUTPUTS_ROOT_ENV)
+    if not root or "work_dir" not in out or _from_override(where, "work_dir"):
+        return []
+    root_dir = Path(root).resolve()
+    if Path(out["work_dir"]).is_relative_to(root_dir):
+        return []
+    new = root_dir / path.stem
+    old, out["work_dir"] = out["work_dir"], str(new)
+    return [f"work_dir {old} is not under {root_dir} (the outputs mount): the pipeline writes to {new}; "
+            f"pass work_dir={root_dir}/NAME to choose"]
 
 
 def _resolve(base: Path, value: str) -> str:
@@ -261,7 +235,7 @@ def _check_values(path: Path, out: dict, at, where: dict) -> list[str]:
             except UserError as exc:
                 errors.append(f"{at(stage, 'recipe')}: {stage}.recipe: {exc}")
                 continue
-            errors += _check_recipe(stage, out[stage], at, str(path))
+            errors += _check_recipe(stage, out[stage], at, path, where)
     if out.get("work_dir"):  # the stages' outputs: never an input, the working directory, $HOME or a root
         from bgeft.safety import check_output
 
@@ -303,12 +277,12 @@ def _check_select(out: dict, at) -> list[str]:
             f"({', '.join(ks)}), e.g. retriever.hybrid.ndcg@10"]
 
 
-def _check_recipe(stage: str, section: dict, at, existing_file: str) -> list[str]:
+def _check_recipe(stage: str, section: dict, at, path: Path, where: dict) -> list[str]:
     """The recipe with this stage's model/data/training settings, checked by the recipe layer."""
     from bgeft.pipeline.stages.model_stages import check_recipe
 
     try:
-        check_recipe(section["recipe"], section, existing_file)
+        check_recipe(stage, section, path, where, str(path))
     except UserError as exc:
         return [f"{at(stage)}: {stage}: recipe {section['recipe']} with this stage's settings: "
                 + str(exc).replace("\n", "\n    ")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bgeft.train.rundir import checkpoints
+from bgeft.train.checkpoints import checkpoints
 
 LOAD_SNIPPETS = {
     "embedder.m3": ("from FlagEmbedding import BGEM3FlagModel\n"

@@ -17,6 +17,23 @@ from pathlib import Path
 MAX_HEADER = 100 * 1024 * 1024  # safetensors caps its JSON header at 100 MB
 
 
+def checkpoints(output_dir: Path) -> list[Path]:
+    """Checkpoints that finished saving, oldest first. The Trainer writes trainer_state.json last, so a
+    checkpoint without it was cut off mid-save (a kill, a pre-empted pod) and cannot be resumed from."""
+    found = [p for p in output_dir.glob("checkpoint-*")
+             if p.is_dir() and p.name.split("-")[-1].isdigit() and (p / "trainer_state.json").is_file()]
+    return sorted(found, key=lambda p: int(p.name.split("-")[-1]))
+
+
+def trainer_state(run_dir: Path) -> dict | None:
+    """The run's trainer_state.json: the final one, else the newest complete checkpoint's."""
+    candidates = [run_dir / "trainer_state.json"] + [c / "trainer_state.json" for c in reversed(checkpoints(run_dir))]
+    for path in candidates:
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+    return None
+
+
 def safetensors_problem(path: Path) -> str | None:
     size = path.stat().st_size
     try:

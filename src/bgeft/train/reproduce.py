@@ -11,13 +11,13 @@ itself goes through ``bgeft train`` (same checks, manifest, artifacts) into NEW_
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 from pathlib import Path
 
 from bgeft.errors import UserError
+from bgeft.train.checkpoints import trainer_state
 
 MANIFEST = ("bgeft_run.yaml", "environment.json")
 STEP_KEYS = ("loss", "grad_norm", "learning_rate")
@@ -82,17 +82,6 @@ def redacted_keys(path: Path) -> list[str]:
             for k, v in body.items() if v == "***"]
 
 
-def trainer_state(run_dir: Path) -> dict | None:
-    """The run's trainer_state.json: the final one, else the newest checkpoint's."""
-    from bgeft.train.rundir import checkpoints
-
-    candidates = [run_dir / "trainer_state.json"] + [c / "trainer_state.json" for c in reversed(checkpoints(run_dir))]
-    for path in candidates:
-        if path.is_file():
-            return json.loads(path.read_text(encoding="utf-8"))
-    return None
-
-
 def curve(state: dict) -> tuple[dict[int, dict], dict]:
     """({step: {loss, grad_norm, learning_rate}}, final metrics without timings)."""
     steps, final = {}, {}
@@ -126,8 +115,7 @@ def compare_curves(old: dict, new: dict) -> tuple[float, str, list[str]]:
 
 
 def cmd_reproduce(args) -> int:
-    from bgeft.train import drift
-    from bgeft.train.api import cmd_train
+    from bgeft.train import api, drift
     from bgeft.train.envrecord import record
     from bgeft.train.launch import detect_device
 
@@ -156,9 +144,8 @@ def cmd_reproduce(args) -> int:
         notes.append(f"{key} was recorded as *** (secrets are never written): it comes from the environment now")
     for note in notes:
         print(f"note: {note}")
-    train_args = argparse.Namespace(recipe=str(run_dir / "bgeft_run.yaml"), overrides=overrides,
-                                    dry_run=args.dry_run, resume=False, overwrite=False, no_data_check=False)
-    code = cmd_train(train_args)
+    recipe, plan = api.prepare(run_dir / "bgeft_run.yaml", overrides, device=device)
+    code = api.run(recipe, plan, dry_run=args.dry_run)
     if code != 0 or args.dry_run or not args.check:
         return code
     return check(run_dir, out, args.tolerance)

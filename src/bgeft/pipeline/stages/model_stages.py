@@ -74,69 +74,84 @@ def _row_stats(path: Path) -> dict:
     return {"rows": rows, "negatives_per_row": round(negs / rows, 2)}
 
 
-def _override(key: str, value) -> str:
-    return f"{key}={json.dumps(value, ensure_ascii=False)}"  # JSON is YAML: the recipe layer parses it back
+SECTIONS = ("model", "data", "training")  # what a training stage may set in its recipe
 
 
-def train_overrides(stage, init: str, data: str, out_dir: Path) -> list[str]:
-    """The recipe overrides a training stage passes: the stage's own sections, then what the pipeline
-    wires in (start weights, the round's data, the stage's output directory)."""
-    overrides = [_override(f"{section}.{key}", value)
-                 for section in ("model", "data", "training") for key, value in stage.params[section].items()]
-    overrides += [_override("model.model_name_or_path", init), _override("data.train_data", [data]),
-                  _override("training.output_dir", str(out_dir))]
-    return overrides
+def stage_recipe(recipe_path: str, kind: str, params: dict, spec_path: Path, where: dict, wired: dict):
+    """The stage's recipe merged with its own settings, then with what the pipeline wires in (start weights,
+    the round's data, the output directory, in-training evaluation). Relative paths in the stage's settings
+    resolve against the pipeline file; those typed as command-line overrides against the working directory."""
+    from bgeft.config import recipe as recipes
+
+    written: dict = {}
+    typed: dict = {}
+    origins: dict = {}
+    for section in SECTIONS:
+        for key, value in params[section].items():
+            loc = where.get((kind, section, key)) or where.get((kind, section)) or str(spec_path)
+            (typed if loc.startswith("override") else written).setdefault(section, {})[key] = value
+            origins[f"{section}.{key}"] = loc
+    recipe = recipes.merge(recipes.load(recipe_path), written, spec_path.parent, origins)
+    recipe = recipes.merge(recipe, typed, Path.cwd(), origins)
+    wired_at = {f"{s}.{k}": f"{spec_path}: {kind} (set by the pipeline)" for s, keys in wired.items() for k in keys}
+    return recipes.merge(recipe, wired, Path.cwd(), wired_at)
 
 
-def eval_overrides(ctx, stage) -> list[str]:
+def wired_settings(stage, init: str, data: str, out_dir: Path) -> dict:
+    """What the pipeline sets in a training stage's recipe: start weights, the round's data, its output."""
+    return {"model": {"model_name_or_path": init}, "data": {"train_data": [data]},
+            "training": {"output_dir": str(out_dir)}}
+
+
+def eval_settings(ctx, stage) -> dict:
     """Keep each round's best checkpoint by dev nDCG@10: evaluate on the split's dev set at every
     checkpoint (``eval:`` + the Trainer's own keys; what the stage's training section sets wins)."""
     from bgeft.config import recipe as recipes
 
     dev = Path(ctx.path(stage, "split")) / "dev" if ctx.has(stage, "split") else None
     if dev is None or not (dev / "qrels").is_dir():
-        return []
+        return {}
     recipe = recipes.load(ctx.path(stage, "recipe"))
     own = stage.params["training"]
     training = {**recipe.section("training"), **own}
     settings = {"eval_strategy": "steps", "eval_steps": training.get("save_steps") or 500, "save_strategy": "steps",
                 "metric_for_best_model": "ndcg@10", "load_best_model_at_end": True}
-    overrides = [_override(f"training.{k}", v) for k, v in settings.items() if k not in own]
-    overrides += [_override("eval.data", str(dev)), _override("eval.batch_size", 32)]
+    out = {"training": {k: v for k, v in settings.items() if k not in own},
+           "eval": {"data": str(dev), "batch_size": 32}}
     kind, mode = (str(ctx.spec.data.get("report", {}).get("select", "")).split(".") + ["", ""])[:2]
     if stage.kind == "train_reranker":
-        overrides.append(_override("eval.rerank_top", ctx.spec.data["eval"].get("retrieve_top", 100)))
+        out["eval"]["rerank_top"] = ctx.spec.data["eval"].get("retrieve_top", 100)
     elif recipe.data.get("task") == "embedder.m3" and training.get("unified_finetuning") and kind == "retriever" \
             and mode in ("sparse", "colbert", "hybrid"):
-        overrides.append(_override("eval.mode", mode))
-    return overrides
+        out["eval"]["mode"] = mode
+    return out
 
 
-def check_recipe(recipe: str, stage_params: dict, existing_file: str) -> None:
+def check_recipe(kind: str, section: dict, spec_path: Path, where: dict, existing_file: str) -> None:
     """Static recipe validation with the stage's settings, before anything runs. What the pipeline
     wires in later (start weights, the mined data, output dir) gets placeholders here."""
     from bgeft.config import recipe as recipes
 
-    overrides = [_override(f"{s}.{k}", v) for s in ("model", "data", "training") for k, v in stage_params[s].items()]
-    overrides += [_override("model.model_name_or_path", "pipeline-start-weights"),
-                  _override("data.train_data", [existing_file]), _override("training.output_dir", "pipeline-stage")]
-    recipes.validate(recipes.apply_overrides(recipes.load(recipe), overrides))
+    wired = {"model": {"model_name_or_path": "pipeline-start-weights"}, "data": {"train_data": [existing_file]},
+             "training": {"output_dir": "pipeline-stage"}}
+    recipes.validate(stage_recipe(section["recipe"], kind, section, spec_path, where, wired))
 
 
 def run_train(ctx, stage, resume: bool) -> dict:
-    from bgeft.cli.main import build_parser
+    from bgeft.train import api
 
     out_dir = stage.dir / "model"
     if resume:
         _drop_incomplete_checkpoints(ctx, out_dir)
-    argv = ["train", ctx.path(stage, "recipe"), *train_overrides(stage, ctx.path(stage, "init"),
-                                                               ctx.path(stage, "data"), out_dir),
-            *eval_overrides(ctx, stage), "--resume"]
-    ctx.log("bgeft " + " ".join(str(a) for a in argv[:2]) + " ... --resume")
-    args = build_parser().parse_args([str(a) for a in argv])
+    wired = wired_settings(stage, ctx.path(stage, "init"), ctx.path(stage, "data"), out_dir)
+    for section, values in eval_settings(ctx, stage).items():
+        wired.setdefault(section, {}).update(values)
+    recipe = stage_recipe(ctx.path(stage, "recipe"), stage.kind, stage.params, ctx.spec.path, ctx.spec.where, wired)
+    ctx.log(f"bgeft train {ctx.path(stage, 'recipe')} ... --resume")
     # bgeft train's plan and closing lines go to the stage's log; its progress and errors stay on the console
     with contextlib.redirect_stdout(sys.stderr):
-        code = args.run(args)
+        recipe, plan = api.prepare(recipe)
+        code = api.run(recipe, plan, resume=True)
     if code:
         raise UserError(f"stage {stage.name}: training exited with code {code} (log: {out_dir / 'train.log'}); "
                         "run the pipeline again to resume from the last checkpoint")
@@ -149,20 +164,21 @@ def run_train(ctx, stage, resume: bool) -> dict:
 def _drop_incomplete_checkpoints(ctx, out_dir: Path) -> None:
     """A kill while a checkpoint is being saved leaves it without trainer_state.json (written last);
     resuming from it would fail, so resume from the newest complete one."""
+    from bgeft.train.checkpoints import checkpoints
+
+    complete = set(checkpoints(out_dir))
     for ckpt in sorted(out_dir.glob("checkpoint-*")):
-        if ckpt.is_dir() and not (ckpt / "trainer_state.json").is_file():
+        if ckpt.is_dir() and ckpt not in complete:
             shutil.rmtree(ckpt)
             ctx.log(f"removed {ckpt.name}: interrupted while it was being saved")
 
 
 def _train_summary(out_dir: Path) -> dict:
-    ckpts = sorted(out_dir.glob("checkpoint-*/trainer_state.json"), key=lambda p: int(p.parent.name.split("-")[-1]))
-    state = out_dir / "trainer_state.json"
-    if not state.is_file():
-        if not ckpts:
-            return {}
-        state = ckpts[-1]
-    data = json.loads(state.read_text(encoding="utf-8"))
+    from bgeft.train.checkpoints import trainer_state
+
+    data = trainer_state(out_dir)
+    if data is None:
+        return {}
     losses = [h["loss"] for h in data.get("log_history", []) if "loss" in h]
     out = {"global_step": data.get("global_step"), "last_loss": losses[-1] if losses else None}
     kept = out_dir / "eval_summary.json"  # written by in-training evaluation (bgeft.eval.history)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from bgeft.errors import UserError
+from bgeft.eval.markdown import fmt as _fmt
+from bgeft.eval.markdown import table as md_table
 from bgeft.pipeline.state import read_manifest
 
 
@@ -31,17 +33,8 @@ def _choices(entry: dict) -> list[str]:
     return out
 
 
-def _fmt(v, digits: int = 4) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
 def _md_table(header: list[str], rows: list[list]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return lines + ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return md_table(header, rows).splitlines()
 
 
 def collect(stages) -> tuple[list[tuple[str, dict]], dict]:

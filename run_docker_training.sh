@@ -290,9 +290,9 @@ elif [[ -n "$PIPELINE" ]]; then
     fi
     # The stages' outputs must land on the writable outputs/ mount: bgeft moves a work_dir written in the
     # file that lies elsewhere to /workspace/outputs/<file name> and says so (-- work_dir=... is kept).
-    RUN+=(-e BGEFT_OUTPUTS_ROOT=/workspace/outputs)
-    # training stages launch `bgeft train` with every device the container sees (one in single mode)
-    RUN+=(-- "$IMAGE" bgeft pipeline run "$CONTAINER_PIPELINE" ${EXTRA[@]+"${EXTRA[@]}"})
+    # Training stages launch `bgeft train` with every device the container sees (one in single mode).
+    RUN+=(-- "$IMAGE" bgeft pipeline run --outputs-root /workspace/outputs "$CONTAINER_PIPELINE"
+          ${EXTRA[@]+"${EXTRA[@]}"})
 else
     recipe_args
     if [[ -t 0 && -t 1 ]]; then

@@ -399,8 +399,8 @@ def test_single_with_a_pipeline_path_with_spaces(env):
     root = env["root"]
     expected = base(root) + [
         "--gpus", '"device=0"', "-v", f"{pipe_dir}:/workspace/custom_pipelines:ro",
-        "-e", "BGEFT_OUTPUTS_ROOT=/workspace/outputs", "--", cuda_tag(),
-        "bgeft", "pipeline", "run", "/workspace/custom_pipelines/p.yaml", "work_dir=/workspace/outputs/x"]
+        "--", cuda_tag(), "bgeft", "pipeline", "run", "--outputs-root", "/workspace/outputs",
+        "/workspace/custom_pipelines/p.yaml", "work_dir=/workspace/outputs/x"]
     (line,) = dry.stdout.splitlines()
     assert shlex.split(line) == expected
     assert f"'{pipe_dir}:/workspace/custom_pipelines:ro'" in line and "note:" not in dry.stderr
@@ -410,23 +410,23 @@ def test_single_with_a_pipeline_path_with_spaces(env):
 
 
 def test_pipeline_work_dir_lands_in_outputs(env):
-    """The launcher tells bgeft where the writable outputs mount is (BGEFT_OUTPUTS_ROOT) instead of reading
+    """The launcher tells bgeft where the writable outputs mount is (--outputs-root) instead of reading
     the pipeline file itself: bgeft moves a work_dir off that mount (tests/pipeline/test_spec.py)."""
     _pipeline_file(env, "work_dir: runs/p   # next to the file\n")
     res = launch(env, "multi", "--pipeline", "path with spaces/p.yaml", "--dry-run", "--", "rounds=2",
                  cwd=env["tmp"])
     assert res.returncode == 0, res.stderr
     words = shlex.split(res.stdout)
-    assert words[-9:] == ["-e", "BGEFT_OUTPUTS_ROOT=/workspace/outputs", "--", cuda_tag(), "bgeft", "pipeline",
-                          "run", "/workspace/custom_pipelines/p.yaml", "rounds=2"]
+    assert words[-9:] == ["--", cuda_tag(), "bgeft", "pipeline", "run", "--outputs-root", "/workspace/outputs",
+                          "/workspace/custom_pipelines/p.yaml", "rounds=2"]
     assert "note:" not in res.stderr and "grep" not in (REPO / "run_docker_training.sh").read_text()
     res = launch(env, "cpu", "--pipeline", "demo_cpu", "--dry-run", "--", "--from", "mine")
     assert res.returncode == 0, res.stderr
     words = shlex.split(res.stdout)
-    assert words[-7:] == [cuda_tag(), "bgeft", "pipeline", "run", "demo_cpu", "--from", "mine"]
+    assert words[-9:] == [cuda_tag(), "bgeft", "pipeline", "run", "--outputs-root", "/workspace/outputs",
+                          "demo_cpu", "--from", "mine"]
     at = words.index(cuda_tag())   # no pipeline mount, no --gpus
-    assert words[at - 6:at] == [f"{env['root']}/cache:/cache", "-e", "NVIDIA_VISIBLE_DEVICES=void",
-                                "-e", "BGEFT_OUTPUTS_ROOT=/workspace/outputs", "--"]
+    assert words[at - 4:at] == [f"{env['root']}/cache:/cache", "-e", "NVIDIA_VISIBLE_DEVICES=void", "--"]
     assert "'demo_cpu' is not a file here; using it as a path inside the image (/workspace/demo_cpu) " \
            "or a shipped pipeline's name" in res.stderr
 

@@ -211,21 +211,21 @@ def test_mine_stage_keeps_its_rejects_in_the_stage_dir(tmp_path):
 
 
 def test_a_work_dir_off_the_launchers_outputs_mount_moves_onto_it(tmp_path, model_dir, monkeypatch, run_cli):
-    """run_docker_training.sh sets BGEFT_OUTPUTS_ROOT (the writable outputs mount) instead of reading the
+    """run_docker_training.sh passes --outputs-root (the writable outputs mount) instead of reading the
     pipeline file: a work_dir written in the file outside it becomes ROOT/<file name>, with a note."""
     path = tiny_pipeline(tmp_path / "pipe", model_dir)
     outputs = tmp_path / "outputs"
-    monkeypatch.setenv("BGEFT_OUTPUTS_ROOT", str(outputs))
     monkeypatch.chdir(tmp_path)
     note = (f"work_dir {tmp_path / 'pipe' / 'work'} is not under {outputs} (the outputs mount): the pipeline "
             f"writes to {outputs / 'pipeline'}; pass work_dir={outputs}/NAME to choose")
-    spec = load_spec(path)
+    spec = load_spec(path, outputs_root=outputs)
     assert (spec.work_dir, spec.notes) == (outputs / "pipeline", [note])
-    code, out, err = run_cli("pipeline", "run", path, "--dry-run")
+    assert load_spec(path).work_dir == tmp_path / "pipe" / "work"  # without the flag: as the file says
+    code, out, err = run_cli("pipeline", "run", "--outputs-root", outputs, path, "--dry-run")
     assert code == 0 and err == f"bgeft: note: {note}\n" and f"-> {outputs / 'pipeline'} " in out
-    typed = load_spec(path, ["work_dir=runs/x"])                   # typed on the command line: kept
+    typed = load_spec(path, ["work_dir=runs/x"], outputs_root=outputs)  # typed on the command line: kept
     assert (typed.work_dir, typed.notes) == (tmp_path / "runs" / "x", [])
     path.write_text(path.read_text().replace("work_dir: work", "work_dir: ../outputs/book"))
-    on_mount = load_spec(path)                                     # already on the mount: kept
+    on_mount = load_spec(path, outputs_root=outputs)  # already on the mount: kept
     assert (on_mount.work_dir, on_mount.notes) == (outputs / "book", [])
     assert not outputs.exists()

@@ -30,6 +30,7 @@ def _add_run(r: argparse.ArgumentParser) -> None:
     r.add_argument("--reproduce", metavar="DIR",
                    help="re-run the finished pipeline whose work_dir is DIR from its record, into work_dir=NEW "
                         "(default DIR-reproduce); give no pipeline file")
+    _add_outputs_root(r)
     r.add_argument("--allow-drift", action="store_true",
                    help="with --reproduce: run even when inputs or FlagEmbedding/transformers/torch changed")
 
@@ -37,6 +38,13 @@ def _add_run(r: argparse.ArgumentParser) -> None:
 def _add_status(s: argparse.ArgumentParser) -> None:
     s.add_argument("pipeline")
     s.add_argument("overrides", nargs="*", metavar="section.key=value")
+    _add_outputs_root(s)
+
+
+def _add_outputs_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--outputs-root", metavar="DIR",
+                   help="the writable outputs mount (run_docker_training.sh passes /workspace/outputs): a work_dir "
+                        "written in the file outside DIR becomes DIR/<file name>, with a note")
 
 
 def _add_ls(s: argparse.ArgumentParser) -> None:
@@ -79,7 +87,7 @@ def _load(args: argparse.Namespace):
     elif not args.pipeline:
         raise UserError(f"bgeft pipeline {args.verb}: give a pipeline file (or, for run, --reproduce DIR)")
     else:
-        spec = load_spec(_pipeline_path(args.pipeline), args.overrides)
+        spec = load_spec(_pipeline_path(args.pipeline), args.overrides, outputs_root=args.outputs_root)
     for note in spec.notes:
         print(f"bgeft: note: {note}", file=sys.stderr)
     return spec, build_stages(spec)

@@ -62,7 +62,7 @@ def _type_ok(value, t) -> bool:
     return isinstance(value, t)
 
 
-def validate(path: Path, data: dict, where: dict) -> Spec:
+def validate(path: Path, data: dict, where: dict, outputs_root: str | Path | None = None) -> Spec:
     """Check keys, types and required values; fill defaults; resolve paths against the file."""
     errors: list[str] = []
     at = lambda *keys: where.get(tuple(keys), str(path))  # noqa: E731
@@ -78,7 +78,7 @@ def validate(path: Path, data: dict, where: dict) -> Spec:
     else:
         out["work_dir"] = (str((Path.cwd() / work_dir).resolve()) if _from_override(where, "work_dir")
                            else _work_dir(path, work_dir))
-    notes = _outputs_root(path, out, where)
+    notes = _outputs_root(path, out, where, outputs_root)
     rounds = data.get("rounds", 1)
     if not _type_ok(rounds, int) or not 1 <= rounds <= MAX_ROUNDS:
         errors.append(f"{at('rounds')}: rounds: must be an integer from 1 to {MAX_ROUNDS} (training rounds; round 2+ "
@@ -134,16 +134,10 @@ def _work_dir(path: Path, work_dir: str) -> str:
     return str((path.parent / work_dir).resolve())
 
 
-OUTPUTS_ROOT_ENV = "BGEFT_OUTPUTS_ROOT"
-
-
-def _outputs_root(path: Path, out: dict, where: dict) -> list[str]:
-    """In a container whose launcher sets ``BGEFT_OUTPUTS_ROOT`` (run_docker_training.sh: the writable
-    outputs mount), a work_dir written in the file that lies outside it would vanish with the container or
-    hit a read-only mount: it becomes ROOT/<file name>, with a note. A work_dir override is kept as typed."""
-    import os
-
-    root = os.environ.get(OUTPUTS_ROOT_ENV)
+def _outputs_root(path: Path, out: dict, where: dict, root: str | Path | None) -> list[str]:
+    """``--outputs-root ROOT`` (run_docker_training.sh passes the container's writable outputs mount): a
+    work_dir written in the file that lies outside it would vanish with the container or hit a read-only
+    mount, so it becomes ROOT/<file name>, with a note. A work_dir override is kept as typed."""
     if not root or "work_dir" not in out or _from_override(where, "work_dir"):
         return []
     root_dir = Path(root).resolve()
@@ -289,8 +283,8 @@ def _check_recipe(stage: str, section: dict, at, path: Path, where: dict) -> lis
     return []
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> Spec:
+def load_spec(path: str | Path, overrides: list[str] | None = None, outputs_root: str | Path | None = None) -> Spec:
     path = Path(path).expanduser().resolve()
     data, where = read_yaml(path)
     apply_overrides(data, where, list(overrides or []))
-    return validate(path, data, where)
+    return validate(path, data, where, outputs_root)

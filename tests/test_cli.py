@@ -109,3 +109,13 @@ def test_flagembedding_dataclasses_get_the_last_word(run_cli, tmp_path, demo_mod
     assert code == 2
     assert "training: FlagEmbedding's EncoderOnlyEmbedderM3TrainingArguments rejects it:" in err
     assert "load_best_model_at_end" in err
+
+
+def test_the_verb_table_loads_no_heavy_module():
+    """`bgeft --help` (and every verb's parser) imports the verb modules explicitly; numpy, scipy, torch,
+    transformers, FlagEmbedding and faiss load only inside a verb's run."""
+    code = ("import sys\nfrom bgeft.cli.main import build_parser\nbuild_parser()\n"
+            "print(sorted(m for m in ('numpy', 'scipy', 'torch', 'transformers', 'FlagEmbedding', 'faiss', 'sklearn')"
+            " if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

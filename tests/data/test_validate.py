@@ -236,3 +236,20 @@ def test_tokenizer_may_be_a_hub_id(tmp_path, monkeypatch, tiny_xlmr, run_cli):
     code, out, _ = run_cli("data", "validate", src, "--tokenizer", "BAAI/tiny-xlmr", "--max-tokens", "3")
     assert code == 0
     assert f"warning: {src}:1: pos[0]: " in out and "tokens > 3; FlagEmbedding truncates it" in out
+
+
+def test_the_check_hashes_each_file_in_the_same_pass(tmp_path):
+    """digests: the sha256 of every byte of each file, also of one the check stops reading early (a broken
+    JSON array), one with a BOM (read twice at the start) and one bigger than a read chunk."""
+    import hashlib
+
+    clean = write_rows(tmp_path / "a.jsonl", [GOOD] * 3)
+    bom = tmp_path / "bom.jsonl"
+    bom.write_bytes(b"\xef\xbb\xbf" + clean.read_bytes())
+    broken = tmp_path / "broken.json"
+    broken.write_text("[" + json.dumps(GOOD) + ", {oops}, " + json.dumps(GOOD) * 50 + "]", encoding="utf-8")
+    big = write_rows(tmp_path / "big.jsonl", [{**GOOD, "query": "q" * 2000 + str(i)} for i in range(600)])
+    digests: dict[str, str] = {}
+    report = check_training_data([clean, bom, broken, big], digests=digests)
+    assert report.rows_checked > 600 and any(str(broken) in e for e in report.errors)
+    assert digests == {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in (clean, bom, broken, big)}

@@ -81,20 +81,19 @@ def test_only_node_zero_writes_the_manifest(recipe, monkeypatch, tmp_path):
     out = tmp_path / "out"
     logs = []
 
-    def fake_execute(plan, log_name="train.log", secrets=None):
+    def fake_execute(plan, log_name="train.log", secrets=None, prepare=None):
+        prepare({})  # the training processes are ready at the start gate
         logs.append(log_name)
         (plan.output_dir / log_name).write_text("ok\n")
         return 0
 
-    monkeypatch.setattr("bgeft.train.rundir.execute", fake_execute)
-    monkeypatch.setattr(train_cmd, "detect_device", lambda: A100x8)
-    monkeypatch.setattr(train_cmd, "full_check", lambda r: None)
+    monkeypatch.setattr("bgeft.train.process.execute", fake_execute)
     args = SimpleNamespace(recipe=str(recipe.path), overrides=[], dry_run=False, resume=False, overwrite=False,
                            no_data_check=True)
     for rank in (1, 0):
         monkeypatch.setattr(train_cmd, "make_plan", lambda r, d, rank=rank, **kw: _plan(r, d, rank))
         monkeypatch.setattr(train_cmd, "prepare", lambda p, o, device=None, env=None, rank=rank:
-                            (recipe, _plan(recipe, device, rank)))
+                            (recipe, _plan(recipe, A100x8, rank)))
         if rank == 1:
             out.mkdir()
             assert train_cmd.cmd_train(args) == 0

@@ -74,11 +74,46 @@ def _decodes(sample: bytes, codec: str) -> bool:
     return True
 
 
+class _Hashed:
+    """A binary file that feeds each of its bytes to ``digest`` exactly once and in order, whatever the
+    reader's seeks; ``finish()`` hashes the rest the reader did not read (a check stopped early)."""
+
+    def __init__(self, raw, digest):
+        self._raw, self.digest, self._pos, self._done = raw, digest, 0, 0
+
+    def _feed(self, data: bytes) -> bytes:
+        start, self._pos = self._pos, self._pos + len(data)
+        if start <= self._done < self._pos:
+            self.digest.update(data[self._done - start:])
+            self._done = self._pos
+        return data
+
+    def read(self, size: int = -1) -> bytes:
+        return self._feed(self._raw.read(size))
+
+    def readline(self, size: int = -1) -> bytes:
+        return self._feed(self._raw.readline(size))
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = self._raw.seek(offset, whence)
+        return self._pos
+
+    def close(self) -> None:
+        try:
+            self.seek(self._done)
+            while self.read(1 << 20):
+                pass
+        finally:
+            self._raw.close()
+
+
 class TextSource:
     """A read-only text file decoded line by line. Iterating yields lines ending in ``\\n`` (CRLF is
-    turned into LF); ``lineno`` is the number of the line last returned. ``encoding`` is what was used."""
+    turned into LF); ``lineno`` is the number of the line last returned. ``encoding`` is what was used.
+    ``digest`` (a hashlib object) receives every byte of the file by the time it is closed, so a check
+    and its sha256 read the file once."""
 
-    def __init__(self, path: str | os.PathLike, encoding: str | None = None):
+    def __init__(self, path: str | os.PathLike, encoding: str | None = None, digest=None):
         self.path = str(path)
         if os.path.exists(path):
             check_input(path, "input")  # a FIFO or device: refuse instead of hanging on open/read
@@ -90,6 +125,8 @@ class TextSource:
             raise UserError(f"{path}: is a directory, expected a file") from None
         except PermissionError:
             raise UserError(f"{path}: permission denied") from None
+        if digest is not None:
+            self._file = _Hashed(self._file, digest)
         self.forced = encoding is not None
         if encoding is None:
             sample = self._file.read(SAMPLE_BYTES)
@@ -184,6 +221,7 @@ class TextSource:
         self.close()
 
 
-def open_text(path: str | os.PathLike, encoding: str | None = None) -> TextSource:
-    """Open ``path`` for reading as text; ``encoding`` forces a codec instead of detecting one."""
-    return TextSource(path, encoding)
+def open_text(path: str | os.PathLike, encoding: str | None = None, digest=None) -> TextSource:
+    """Open ``path`` for reading as text; ``encoding`` forces a codec instead of detecting one; ``digest``
+    (a hashlib object) is fed the file's bytes (all of them once the file is closed)."""
+    return TextSource(path, encoding, digest)

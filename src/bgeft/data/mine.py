@@ -29,19 +29,22 @@ import os
 import random
 import time
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from bgeft.console_progress import track
 from bgeft.data.records import read_corpus, read_rows, write_jsonl
 from bgeft.data.rejects import Rejects
 from bgeft.data.rejects import add_arguments as add_reject_arguments
 from bgeft.errors import UserError
+from bgeft.models.choices import INDEX_KINDS, MODEL_CLASSES, POOLINGS
 from bgeft.models.devices import add_device_argument, device_spec
-from bgeft.models.embedder import MODEL_CLASSES, POOLINGS, Encoder
-from bgeft.models.index import INDEX_KINDS, BM25Index, build_index, search
 from bgeft.models.resolve import model_dir
 from bgeft.safety import check_output
+
+if TYPE_CHECKING:  # numpy, faiss and the encoder load when a run needs them (`bgeft --help` stays light)
+    import numpy as np
+
+    from bgeft.models.embedder import Encoder
 
 
 @dataclass
@@ -148,6 +151,9 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
                    rejects: Rejects | None = None) -> MineSummary:
     """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically. ``rejects``
     (``--skip-invalid``) leaves bad input/corpus rows out instead of stopping."""
+    from bgeft.models.embedder import Encoder
+    from bgeft.models.index import BM25Index, build_index, search
+
     _check(range_, negatives, margin, bm25)
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")

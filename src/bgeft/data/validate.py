@@ -179,13 +179,14 @@ def _load_tokenizer(tokenizer):
 def check_training_data(paths: list[str | Path], *, tokenizer=None, max_tokens: int | None = None,
                         kd_required: bool = False, train_group_size: int | None = None,
                         fix_out: str | Path | None = None, purpose: str = "training",
-                        max_rejects: str | None = None) -> ValidationReport:
+                        max_rejects: str | None = None, digests: dict[str, str] | None = None) -> ValidationReport:
     """Check every row FlagEmbedding would read from ``paths`` (files or directories) in one streaming
     pass. ``tokenizer`` (a tokenizer or a local path) with ``max_tokens`` warns about passages FlagEmbedding
     would truncate; ``kd_required`` demands pos_scores/neg_scores; ``fix_out`` writes the valid rows, repaired
     where ``fixes.py`` knows how, and lists the dropped ones in ``fix_out.rejects``. ``purpose``: "training"
     (``neg`` required), "mining" (``neg`` may be missing or empty: mining input) or "auto" (mining for a file
-    in which no row has ``neg``)."""
+    in which no row has ``neg``). ``digests`` gets the sha256 of each file checked (``str(path)`` -> hex),
+    computed from the bytes the check reads."""
     if purpose not in PURPOSES:
         raise UserError(f"--for {purpose}: choose one of {', '.join(PURPOSES)}")
     if isinstance(paths, (str, os.PathLike)):
@@ -208,7 +209,10 @@ def check_training_data(paths: list[str | Path], *, tokenizer=None, max_tokens: 
             if checker.mining and purpose == "auto":
                 report.warn(f"{path}: no row has neg: checked as mining input (bgeft data mine adds the "
                             "negatives); pass --for training to require them")
-            _check_file(path, checker, report, out)
+            digest = hashlib.sha256() if digests is not None else None
+            _check_file(path, checker, report, out, digest)
+            if digest is not None:
+                digests[str(path)] = digest.hexdigest()
         checker.flush_tokens()
         if rejects is not None:
             report.rejects_line = rejects.finish(report.rows_checked - report.rows_dropped)
@@ -227,11 +231,11 @@ def _no_row_has_neg(path: Path) -> bool:
             return False
 
 
-def _check_file(path: Path, checker: _Checker, report: ValidationReport, out) -> None:
+def _check_file(path: Path, checker: _Checker, report: ValidationReport, out, digest=None) -> None:
     report.files.append(str(path))
     checker.file_index = len(report.files) - 1
     errors_before = report.error_count
-    with open_text(path) as src:
+    with open_text(path, digest=digest) as src:
         if src.encoding == "gb18030":
             report.error(f"{path}: encoded as GB18030; FlagEmbedding reads UTF-8 only (bgeft data validate "
                          f"--fix OUT or bgeft data convert rewrite it as UTF-8)", "file: not UTF-8")

@@ -8,12 +8,21 @@ Device syntax (``--device SPEC`` on ``data mine``, ``data score``, ``eval …`` 
 
 The old ``--devices cuda:0 cuda:1`` of ``data mine``/``data score`` still works (joined with commas)
 and prints a deprecation note.
+
+``bgeft train`` plans with ``probe_device`` (no torch: the visible-devices variables, ``nvidia-smi``,
+``/proc/driver/nvidia/gpus``, ``/dev/davinci*``, ``npu-smi``); the worker, which imports torch anyway,
+re-checks what the plan asked of the device (``check_training_device``) before the model is built.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
 import platform
+import re
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from bgeft.errors import UserError
 
@@ -50,10 +59,144 @@ def detect_device() -> Device:
             return Device("npu", torch.npu.device_count(), bf16, torch.npu.get_device_name(0))
     except ImportError:
         pass
-    if torch.cuda.is_available():
-        return Device("cuda", torch.cuda.device_count(), torch.cuda.is_bf16_supported(),
+    if torch.cuda.is_available():  # native bf16 only: emulated bf16 (V100) is far slower than fp16
+        return Device("cuda", torch.cuda.device_count(), torch.cuda.is_bf16_supported(including_emulation=False),
                       torch.cuda.get_device_name(0))
     return Device("cpu", 1, True, "cpu")
+
+
+def _run(argv: list[str]) -> str | None:
+    """stdout of a device tool, None when it is missing or fails (a driver without devices)."""
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _visible(env, name: str) -> list[str] | None:
+    """The entries of a visible-devices variable (None when unset; [] when it hides every device)."""
+    raw = env.get(name)
+    if raw is None:
+        return None
+    entries = [e.strip() for e in raw.split(",") if e.strip()]
+    out = []
+    for e in entries:  # CUDA stops at the first invalid entry; -1 hides everything after it
+        if e.startswith("-"):
+            break
+        out.append(e)
+    return out
+
+
+def parse_nvidia_smi(text: str) -> list[tuple[int, str, float | None, str]]:
+    """``nvidia-smi --query-gpu=index,name,compute_cap,uuid --format=csv,noheader`` -> (index, name, cc, uuid)."""
+    gpus = []
+    for line in text.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) < 4 or not parts[0].isdigit():
+            continue
+        try:
+            cc = float(parts[2])
+        except ValueError:
+            cc = None  # "[N/A]" on old drivers
+        gpus.append((int(parts[0]), parts[1], cc, parts[3]))
+    return gpus
+
+
+def parse_npu_smi(text: str) -> list[tuple[int, str]]:
+    """``npu-smi info`` -> (NPU id, chip name) for each NPU row of its table (``| 0     910B3  | OK ...``)."""
+    found = []
+    for line in text.splitlines():
+        m = re.match(r"\|\s*(\d+)\s+([0-9A-Za-z][\w-]*)\s*\|\s*(OK|Warning|Alarm|Critical|\w+)\s*\|", line)
+        if m and not m.group(2).isdigit():
+            found.append((int(m.group(1)), m.group(2)))
+    return found
+
+
+def _torch_build() -> tuple[bool, bool]:
+    """(torch has CUDA, torch_npu installed), read without importing torch."""
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return False, False
+    try:
+        version = (Path(list(spec.submodule_search_locations)[0]) / "version.py").read_text(encoding="utf-8")
+    except OSError:
+        return False, False
+    cuda = re.search(r"^cuda\b[^=]*=\s*(.+)$", version, re.M)
+    has_cuda = bool(cuda) and cuda.group(1).strip() not in ("None", "")
+    return has_cuda, importlib.util.find_spec("torch_npu") is not None
+
+
+def _npu_probe(env, run, root: Path) -> Device | None:
+    devices = sorted(int(m.group(1)) for p in (root / "dev").glob("davinci*")
+                     if (m := re.fullmatch(r"davinci(\d+)", p.name)))
+    table = parse_npu_smi(run(["npu-smi", "info"]) or "")
+    ids = [i for i, _ in table] or devices
+    visible = _visible(env, "ASCEND_RT_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [i for i in ids if str(i) in visible] if all(v.isdigit() for v in visible) else ids[:len(visible)]
+    if not ids:
+        return None
+    name = dict(table).get(ids[0], "Ascend NPU") if table else "Ascend NPU"
+    # Ascend 910B / 910C (Atlas A2 / A3) compute in bf16; 910A and the 310 series do not
+    return Device("npu", len(ids), bool(re.search(r"910(B|C|_93)", name)), name)
+
+
+def _cuda_probe(env, run, root: Path) -> Device | None:
+    visible = _visible(env, "CUDA_VISIBLE_DEVICES")
+    if visible == []:
+        return None
+    gpus = parse_nvidia_smi(run(["nvidia-smi", "--query-gpu=index,name,compute_cap,uuid", "--format=csv,noheader"])
+                           or "")
+    if not gpus:  # no nvidia-smi in the image: the driver's own listing
+        for i, info in enumerate(sorted((root / "proc/driver/nvidia/gpus").glob("*/information"))):
+            text = info.read_text(encoding="utf-8", errors="replace")
+            model = re.search(r"^Model:\s*(.+)$", text, re.M)
+            gpus.append((i, model.group(1).strip() if model else "NVIDIA GPU", None, ""))
+    if visible is not None and all(v.isdigit() for v in visible):
+        gpus = [g for v in visible for g in gpus if g[0] == int(v)]
+    elif visible is not None and any(v.startswith("MIG-") for v in visible):
+        gpus = gpus[:1] * len(visible)  # MIG instances: one device each, of the first GPU's kind
+    elif visible is not None:  # GPU-… UUIDs (a unique prefix is enough)
+        gpus = [g for v in visible for g in gpus if g[3].startswith(v)]
+    if not gpus:
+        return None
+    caps = [g[2] for g in gpus]
+    # bf16 runs natively from compute capability 8.0 (Ampere); unknown capability: plan fp16, the worker re-checks
+    return Device("cuda", len(gpus), all(c is not None and c >= 8.0 for c in caps), gpus[0][1])
+
+
+def probe_device(env=None, run=_run, root: str | Path = "/", build: tuple[bool, bool] | None = None) -> Device:
+    """The training device as ``detect_device`` sees it, without importing torch (seconds saved on every
+    ``bgeft train``): Ascend when torch_npu is installed and NPUs are present, else CUDA when torch is a
+    CUDA build and GPUs are visible, else the CPU. The worker re-checks the device with torch.
+    ``run``, ``root`` and ``build`` (torch has CUDA, torch_npu installed) stand in for the machine in tests."""
+    env, root = (os.environ if env is None else env), Path(root)
+    has_cuda, has_npu = _torch_build() if build is None else build
+    if has_npu and (device := _npu_probe(env, run, root)):
+        return device
+    if has_cuda and (device := _cuda_probe(env, run, root)):
+        return device
+    return Device("cpu", 1, True, "cpu")
+
+
+def check_training_device(kind: str, processes: int, bf16: bool) -> tuple[Device, list[str]]:
+    """In the worker (torch imported): the device as torch sees it, and what it cannot do of what the plan
+    asked (``processes`` on this node, bf16)."""
+    if kind == "cpu":
+        return Device("cpu", 1, True, "cpu"), []
+    device = detect_device()
+    problems = []
+    if device.kind != kind:
+        problems.append(f"the plan is for {kind} (the device tools list it) but torch sees {device.kind} here: "
+                        f"install a {kind} build of torch, or check the driver and the visible-devices variable")
+    elif processes > device.count:
+        problems.append(f"launch.nproc_per_node is {processes} but torch sees only {device.count} {kind} device(s); "
+                        "lower it or set it to auto")
+    if bf16 and device.kind == kind and not device.bf16:
+        problems.append(f"bf16 was asked for but this {kind} device ({device.name or 'unknown'}) does not support "
+                        "it; set launch.precision: fp16 (or auto)")
+    return device, problems
 
 
 def parse_devices(spec: str | list[str] | None = None) -> list[str]:

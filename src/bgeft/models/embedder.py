@@ -41,6 +41,7 @@ from scipy import sparse as sp
 from bgeft.console_progress import progress as progress_bar
 from bgeft.console_progress import quiet_library_bars
 from bgeft.errors import UserError
+from bgeft.models.choices import MODEL_CLASSES, POOLINGS
 from bgeft.models.devices import half_dtype, half_precision, parse_devices
 from bgeft.models.encoded import Encoded, concat_rows, lexical_to_csr
 from bgeft.models.resolve import model_dir
@@ -48,8 +49,6 @@ from bgeft.models.resolve import model_dir
 ALL_MODES = ("dense", "sparse", "colbert", "hybrid")
 MODE_OUTPUTS = {"dense": {"dense"}, "sparse": {"sparse"}, "colbert": {"dense", "colbert"},
                 "hybrid": {"dense", "sparse", "colbert"}}
-POOLINGS = ("auto", "cls", "mean")
-MODEL_CLASSES = ("auto", "m3", "base")
 WINDOW = 1024                 # texts tokenized and length-sorted together (a fast tokenizer's batch output,
                               # overflow tokens included, costs ~25 MB of peak RSS per 1,024 texts)
 SPILL_MB = 256                # dense vectors above this size go to a float16 memmap (env BGEFT_SPILL_MB)

@@ -17,8 +17,8 @@ import re
 import numpy as np
 
 from bgeft.errors import UserError
+from bgeft.models.choices import INDEX_KINDS
 
-INDEX_KINDS = ("flat", "ivf", "hnsw")
 ADD_CHUNK = 65536
 
 

@@ -66,15 +66,16 @@ def image_record(path: Path | None = None) -> dict | None:
         return None
 
 
-def record(device, where: Path) -> dict:
+def record(device, where: Path, build: dict | None = None) -> dict:
     """The environment record of this machine; ``device`` is a launch.Device, ``where`` the directory
-    whose git checkout is recorded (the recipe's, else the working directory's)."""
+    whose git checkout is recorded (the recipe's, else the working directory's). ``build``: the torch
+    build as a training process reported it (``bgeft train`` itself never imports torch)."""
     return {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "packages": package_versions(),
-        "torch_build": torch_build(),
+        "torch_build": torch_build() if build is None else build,
         "git_sha": git_sha(where) or git_sha(Path.cwd()),
         "device": {"kind": device.kind, "count": device.count, "name": device.name, "bf16": device.bf16},
         "image": image_record(),

@@ -1,7 +1,7 @@
 """From a validated recipe to a launch plan: device detection, node layout, the argv to run.
 
 The plan is a plain value (argv list, env additions, output dir) that ``--dry-run`` prints and
-``runs.execute`` runs. One process: ``python -m bgeft.train.worker TASK …`` (the FlagEmbedding runner of
+``train/process.execute`` runs. One process: ``python -m bgeft.train.worker TASK …`` (the FlagEmbedding runner of
 the task, plus a pre-emption callback); more, or DeepSpeed (which needs the distributed env
 torchrun sets up): ``python -m torch.distributed.run … -m bgeft.train.worker TASK …`` (= torchrun).
 """
@@ -20,6 +20,7 @@ from bgeft.config.redaction import split_secrets
 from bgeft.errors import UserError
 from bgeft.models.devices import Device, detect_device  # noqa: F401 - re-exported for train_cmd/envcheck
 
+WORKER = "bgeft.train.worker"  # the training process: FlagEmbedding's runner + checks, gate, pre-emption
 DEFAULT_MASTER_PORT = 29500
 # Seconds between SIGTERM and SIGKILL: the ONE grace period of a pre-empted run. The same number is
 # docker run --stop-timeout (scripts/docker_common.sh), compose's stop_grace_period and the manifests'
@@ -269,7 +270,7 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
     python = python or sys.executable
     task = recipe.data["task"]
     if world == 1 and not launch.get("deepspeed"):
-        argv = [python, "-m", "bgeft.train.worker", task, *args]
+        argv = [python, "-m", WORKER, task, *args]
     else:
         argv = [python, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc)]
         if layout.nnodes > 1:
@@ -277,7 +278,7 @@ def make_plan(recipe: Recipe, device: Device, env=None, python: str | None = Non
                      "--master_addr", str(layout.master_addr), "--master_port", str(layout.master_port)]
         else:
             argv += ["--standalone"]
-        argv += ["-m", "bgeft.train.worker", task, *args]
+        argv += ["-m", WORKER, task, *args]
         # torchrun SIGKILLs its workers 30 s after a SIGTERM unless told otherwise (torch 2.13:
         # torch/distributed/launcher/api.py reads TORCH_ELASTIC_SHUTDOWN_TIMEOUT): give them the grace
         # period, less a margin for the agent itself to exit before the runtime's SIGKILL.

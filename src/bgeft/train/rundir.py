@@ -1,26 +1,23 @@
-"""Run directories: output-dir safety, resume, the run manifest, execution and what follows it.
+"""Run directories: output-dir safety, resume and the run manifest.
 
 Before training: ``output_dir`` goes through the one guard (bgeft.safety): never an input of the run,
 the working directory, ``$HOME`` or a root; a non-empty one is refused unless ``--resume`` or
-``--overwrite`` (which clears only a directory bgeft made). Then write ``bgeft_run.yaml`` (resolved
-recipe), ``command.txt`` and ``environment.json`` (versions, git sha, device, sha256 of every train
-file), secrets redacted. Then run the plan's argv (never a shell) in its own process group, stream its
-output (secrets masked) to the terminal and ``train.log``, and forward SIGTERM/SIGINT/SIGHUP to it.
+``--overwrite`` (which clears only a directory bgeft made). ``check_output_dir`` makes every refusal
+without touching anything (before the training processes start); ``make_output_dir`` clears and creates
+it (once they are ready at the start gate, train/gate.py). Then ``write_manifest`` writes
+``bgeft_run.yaml`` (resolved recipe), ``command.txt`` and ``environment.json`` (versions, git sha,
+device, sha256 of every train file), secrets redacted. Running the plan: train/process.py.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import signal
-import subprocess
 from pathlib import Path
 
 import yaml
 
-from bgeft.config.redaction import Masker, redact
-from bgeft.console import settings, show_tail
-from bgeft.console_progress import WorkerLines
+from bgeft.config.redaction import redact
 from bgeft.errors import UserError
 from bgeft.safety import check_output, check_owned_dir, clear_owned_dir, record_owned
 from bgeft.train.checkpoints import checkpoints, usable_checkpoint
@@ -38,15 +35,11 @@ TRAINER_WRITES = ("checkpoint-*", "runs", "train.log", "train.node*.log", "comma
                   "2_Normalize")
 
 
-def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(),
-                       node_rank: int = 0, dry_run: bool = False) -> Path | None:
-    """Return the checkpoint to resume from (None = start fresh); ``output_dir`` exists afterwards.
-
-    ``inputs`` are every file the run reads (recipe, train data, local model, DeepSpeed config).
-    Several nodes share one ``output_dir``: only node rank 0 clears it (``--overwrite``) or refuses it
-    when non-empty; the other nodes find node 0's files there and neither delete nor refuse them.
-    ``dry_run`` makes every refusal the real run would make (protected place, an input inside, a directory
-    ``--overwrite`` may not clear) and then stops: nothing is created or deleted."""
+def check_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(), node_rank: int = 0,
+                     dry_run: bool = False) -> Path | None:
+    """Every refusal ``prepare_output_dir`` makes, touching nothing; returns the checkpoint ``--resume``
+    continues from (None = start fresh). ``dry_run``: a non-empty directory without --resume/--overwrite
+    is not refused (the plan says so) and no checkpoint is looked for."""
     if resume and overwrite:
         raise UserError("--resume and --overwrite contradict each other: --resume continues the run in "
                         "output_dir, --overwrite deletes it; pass one")
@@ -56,18 +49,22 @@ def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(
     content = sorted(p.name for p in output_dir.iterdir()) if output_dir.is_dir() else []
     if node_rank != 0:
         content = []
-    if dry_run:
-        if content and overwrite:
-            check_owned_dir(output_dir, marker=MARKER, inputs=inputs, known=TRAINER_WRITES)
-        return None
     if content and overwrite:
-        clear_owned_dir(output_dir, marker=MARKER, inputs=inputs, known=TRAINER_WRITES)
-        content = []
-    if content and not resume:
+        check_owned_dir(output_dir, marker=MARKER, inputs=inputs, known=TRAINER_WRITES)
+    elif content and not resume and not dry_run:
         shown = ", ".join(content[:5]) + (", ..." if len(content) > 5 else "")
         raise UserError(f"training.output_dir {output_dir} is not empty ({len(content)} entries: {shown}); "
                         "pass --resume to continue from its newest checkpoint, --overwrite to delete it first "
                         "(only a run directory bgeft made), or set training.output_dir=NEW_DIR")
+    if resume and not dry_run and output_dir.is_dir():
+        return usable_checkpoint(checkpoints(output_dir))
+    return None
+
+
+def make_output_dir(output_dir: Path, overwrite: bool, inputs=(), node_rank: int = 0) -> None:
+    """Clear (``--overwrite``, node rank 0 only, a directory bgeft made) and create ``output_dir``."""
+    if overwrite and node_rank == 0 and output_dir.is_dir() and any(output_dir.iterdir()):
+        clear_owned_dir(output_dir, marker=MARKER, inputs=inputs, known=TRAINER_WRITES)
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -75,7 +72,22 @@ def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(
                         "directory you can write to") from None
     if not os.access(output_dir, os.W_OK):
         raise UserError(f"training.output_dir {output_dir}: is not writable; choose a directory you can write to")
-    return usable_checkpoint(checkpoints(output_dir)) if resume else None
+
+
+def prepare_output_dir(output_dir: Path, resume: bool, overwrite: bool, inputs=(),
+                       node_rank: int = 0, dry_run: bool = False) -> Path | None:
+    """Return the checkpoint to resume from (None = start fresh); ``output_dir`` exists afterwards.
+
+    ``inputs`` are every file the run reads (recipe, train data, local model, DeepSpeed config).
+    Several nodes share one ``output_dir``: only node rank 0 clears it (``--overwrite``) or refuses it
+    when non-empty; the other nodes find node 0's files there and neither delete nor refuse them.
+    ``dry_run`` makes every refusal the real run would make (protected place, an input inside, a directory
+    ``--overwrite`` may not clear) and then stops: nothing is created or deleted."""
+    resume_from = check_output_dir(output_dir, resume, overwrite, inputs, node_rank, dry_run=dry_run)
+    if dry_run:
+        return None
+    make_output_dir(output_dir, overwrite, inputs, node_rank)
+    return resume_from
 
 
 def sha256_file(path: Path) -> str:
@@ -86,23 +98,37 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def environment(plan: Plan, recipe_data: dict, recipe_path: Path) -> dict:
-    """envrecord.record (the same record `bgeft env --json` prints) plus this run's launch and data."""
+def train_data_sha256(recipe_data: dict) -> dict[str, str]:
+    """sha256 of the files FlagEmbedding loads for train_data (a directory's .json/.jsonl files, not its
+    subfolders); the data check computes the same in its own pass (check_training_data(digests=))."""
     from bgeft.data.validate import ValidationReport, training_files
-    from bgeft.train.envrecord import record
 
     train_data = (recipe_data.get("data") or {}).get("train_data") or []
+    return {str(p): sha256_file(p) for p in training_files(train_data, ValidationReport())}
+
+
+def environment(plan: Plan, recipe_data: dict, recipe_path: Path, digests: dict[str, str] | None = None,
+                found: dict | None = None) -> dict:
+    """envrecord.record (the same record `bgeft env --json` prints) plus this run's launch and data.
+    ``digests``: the train files' sha256 when the data check computed them; ``found``: what the training
+    process reported at the start gate (the device and torch build as torch sees them)."""
+    from bgeft.train.envrecord import record
+
+    found = found or {}
+    env = record(plan.device, recipe_path.parent, build=found.get("torch_build"))
+    if found.get("device"):
+        env["device"] = found["device"]
     return {
-        **record(plan.device, recipe_path.parent),
+        **env,
         "launch": {"nproc_per_node": plan.nproc_per_node, "nnodes": plan.layout.nnodes,
                    "node_rank": plan.layout.node_rank, "layout_from": plan.layout.source,
                    "deterministic": bool((recipe_data.get("launch") or {}).get("deterministic"))},
-        # the files FlagEmbedding loads for train_data (a directory's .json/.jsonl files, not its subfolders)
-        "train_data_sha256": {str(p): sha256_file(p) for p in training_files(train_data, ValidationReport())},
+        "train_data_sha256": train_data_sha256(recipe_data) if digests is None else digests,
     }
 
 
-def write_manifest(plan: Plan, recipe_data: dict, recipe_path: Path) -> None:
+def write_manifest(plan: Plan, recipe_data: dict, recipe_path: Path, digests: dict[str, str] | None = None,
+                   found: dict | None = None) -> None:
     out = plan.output_dir
     out.mkdir(parents=True, exist_ok=True)
     resolved = dict(redact(recipe_data))
@@ -110,53 +136,6 @@ def write_manifest(plan: Plan, recipe_data: dict, recipe_path: Path) -> None:
         f"# resolved from {recipe_path}\n" + yaml.safe_dump(resolved, sort_keys=False, allow_unicode=True),
         encoding="utf-8")
     (out / "command.txt").write_text(plan.command_line() + "\n", encoding="utf-8")
-    (out / "environment.json").write_text(json.dumps(environment(plan, recipe_data, recipe_path), indent=2) + "\n",
-                                          encoding="utf-8")
+    record = environment(plan, recipe_data, recipe_path, digests, found)
+    (out / "environment.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     record_owned(out, [MARKER, "command.txt", "environment.json", "train.log"])
-
-
-def execute(plan: Plan, log_name: str = "train.log", secrets: list[str] | None = None) -> int:
-    """Run the plan, tee its output (secrets masked) into output_dir/train.log, forward signals.
-
-    The worker runs in its own process group, so a Ctrl-C in the terminal reaches only bgeft, which
-    forwards it once: the first SIGINT asks for a checkpoint at the end of the step, a second one
-    stops at once. SIGHUP (the terminal closed) is forwarded as SIGTERM. Once a signal has stopped the
-    worker, bgeft itself is only finishing (exit 130/143): a late second Ctrl-C is then ignored instead of
-    killing bgeft mid-way through its last lines."""
-    env = {**os.environ, **plan.env, **plan.secret_env, "PYTHONUNBUFFERED": "1"}
-    log_path = plan.output_dir / log_name
-    masker = Masker(secrets or [])
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(plan.argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                process_group=0)
-
-        received: list[int] = []
-
-        def forward(signum, frame):
-            received.append(signum)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
-
-        previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-        shown = WorkerLines()   # bgeft's lines and the training progress; everything goes to the log
-        try:
-            while True:
-                chunk = os.read(proc.stdout.fileno(), 65536)
-                text = masker.feed(chunk, final=not chunk)
-                log.write(text)
-                log.flush()
-                shown.write(text)
-                if not chunk:
-                    break
-            shown.close()
-            code = proc.wait()
-            if code not in (0, 130, 143) and not settings.verbose:
-                show_tail(log_path, f"training exited with code {code}")
-            return code
-        finally:
-            shown.close()
-            for s, handler in previous.items():
-                signal.signal(s, signal.SIG_IGN if received else handler)
-            if proc.poll() is None:  # bgeft itself is going down: do not leave the worker behind
-                proc.terminate()
-            record_owned(plan.output_dir)

@@ -10,6 +10,9 @@
 * secrets: ``model.token`` / ``training.hub_token`` arrive in the environment (bgeft.config.redaction), never
   in argv; they are put back into the parsed dataclasses, and the TrainingArguments the Trainer pickles
   into every ``training_args.bin`` are saved with ``hub_token`` blank.
+* the start gate (train/gate.py): under ``bgeft train`` the arguments are parsed here, once, and the
+  device is checked with torch (bf16, device count); then the process reports ready (or the problems
+  that refuse the run) and waits until bgeft has prepared output_dir, before the model is built.
 * resume for encoder models: FlagEmbedding saves a checkpoint as the bare encoder (+ M3's
   colbert/sparse heads), which the HF Trainer cannot load back into FlagEmbedding's wrapper model:
   the keys differ by the ``model.`` prefix, and with transformers 5 ``_load_from_checkpoint``
@@ -127,6 +130,48 @@ def _restore_encoder_checkpoint(runner, checkpoint: str) -> None:
             getattr(model, name).load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
 
 
+def _rejection(exc: BaseException, classes) -> str:
+    """``section: FlagEmbedding's Class rejects it: …`` for an error one of the dataclasses raised."""
+    import traceback
+
+    found = ("arguments", "argument parser")
+    for frame, _ in traceback.walk_tb(exc.__traceback__):
+        owner = frame.f_locals.get("self")
+        for section, cls in zip(("model", "data", "training"), classes, strict=True):
+            if isinstance(owner, cls):
+                found = (section, cls.__name__)
+    return f"{found[0]}: FlagEmbedding's {found[1]} rejects it: {exc}"
+
+
+def _parse_and_check(task, argv: list[str], flag: _Preemption):
+    """The one HfArgumentParser parse of the run and, under ``bgeft train``, the device as torch sees it;
+    then the start gate. Returns the three argument objects, or the exit code when not to train."""
+    from transformers import HfArgumentParser
+
+    from bgeft.models.devices import check_training_device
+    from bgeft.train.envrecord import torch_build
+    from bgeft.train.gate import ENV_DIR, gate_request, wait_at_gate
+
+    classes = task.dataclasses()
+    problems, found = [], {}
+    try:
+        parsed = HfArgumentParser(classes).parse_args_into_dataclasses(args=argv)
+    except (ValueError, TypeError, FileNotFoundError, ImportError) as exc:
+        if ENV_DIR not in os.environ:
+            raise
+        problems.append(_rejection(exc, classes))
+    else:
+        _restore_secrets(parsed[0], parsed[2])
+        kind, processes = gate_request()
+        if kind is not None:
+            device, problems = check_training_device(kind, processes, bool(parsed[2].bf16))
+            found = {"device": {"kind": device.kind, "count": device.count, "name": device.name,
+                                "bf16": device.bf16}, "torch_build": torch_build()}
+    if not wait_at_gate(found, problems, lambda: flag.requested):
+        return flag.exit_code if flag.requested else 2
+    return parsed
+
+
 def _quiet_bars(training_args) -> None:
     """train.log gets lines, not progress-bar frames: the Trainer prints its log dicts instead of a bar
     (``disable_tqdm``), transformers' and datasets' loading bars are off; ``bgeft.train:`` lines carry the
@@ -144,22 +189,20 @@ def main(argv: list[str] | None = None) -> int:
     if not argv:
         print("usage: python -m bgeft.train.worker TASK [FlagEmbedding arguments]", file=sys.stderr)
         return 2
-    from transformers import HfArgumentParser
-
     from bgeft.config.eval_section import pop_worker_args
     from bgeft.config.tasks import TASKS
     from bgeft.console_progress import trainer_callback
 
     _die_with_parent()
-    task = TASKS[argv[0]]
-    eval_cfg, argv = pop_worker_args(argv)
-    parser = HfArgumentParser(task.dataclasses())
-    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv[1:])
-    _restore_secrets(model_args, training_args)
-
     flag = _Preemption()
     signal.signal(signal.SIGTERM, flag.handler)
     signal.signal(signal.SIGINT, flag.handler)
+    task = TASKS[argv[0]]
+    eval_cfg, argv = pop_worker_args(argv)
+    parsed = _parse_and_check(task, argv[1:], flag)
+    if isinstance(parsed, int):
+        return parsed
+    model_args, data_args, training_args = parsed
 
     if eval_cfg:  # the recipe's eval: section (bgeft.eval.trainer_hook)
         from bgeft.eval.trainer_hook import hold_eval_strategy, install

@@ -8,7 +8,7 @@ encode; the 1,000 queries stay. Each scale runs ``bgeft data mine --range 10-100
 fresh process and prints its peak RSS (``os.wait4``), wall and CPU seconds, and the size of the dense
 vectors (pool x dim x 4 bytes). ``--passage-max-length`` bounds the encoding work (the RSS question is
 about what grows with the number of texts, not with their length); ``--spill-mb`` sets the size above which
-the Encoder writes the vectors to a float16 memmap (``BGEFT_SPILL_MB``; default 256), so the spill path can
+the Encoder writes the vectors to a float16 memmap (``data mine --spill-mb``; default 256), so the spill path can
 be measured at a corpus this machine can encode.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--scales", default="1,10")
     ap.add_argument("--passage-max-length", type=int, default=64)
-    ap.add_argument("--spill-mb", type=float, default=None, help="BGEFT_SPILL_MB for the runs (default: 256)")
+    ap.add_argument("--spill-mb", type=float, default=None, help="data mine --spill-mb for the runs (default: 256)")
     ap.add_argument("--model", default=None, help="embedder directory (default: the demo MiniLM)")
     ap.add_argument("--timeout", type=float, default=2400)
     args = ap.parse_args(argv)
@@ -50,13 +50,11 @@ def main(argv=None) -> int:
     if model is None:
         from bgeft.models.demo import build_demo_model
         model = str(build_demo_model(root / "demo-model"))
-    if args.spill_mb is not None:
-        os.environ["BGEFT_SPILL_MB"] = str(args.spill_mb)
     dim = json.loads((Path(model) / "config.json").read_text("utf-8"))["hidden_size"]
     base = build(root / "x1", 1)["work"]
     bgeft = [sys.executable, "-m", "bgeft.cli.main"]
     print(f"model {model} (dim {dim}), passage max length {args.passage_max_length}, spill above "
-          f"{os.environ.get('BGEFT_SPILL_MB', '256')} MB; load {os.getloadavg()[0]:.1f}")
+          f"{256 if args.spill_mb is None else args.spill_mb} MB; load {os.getloadavg()[0]:.1f}")
     print(f"{'scale':>5} {'pool':>7} {'vectors MB':>10} {'wall s':>7} {'CPU s':>7} {'peak RSS MB':>11}")
     for scale in (int(s) for s in args.scales.split(",")):
         work = scaled(base, scale)
@@ -65,7 +63,8 @@ def main(argv=None) -> int:
         r = run_measured([*bgeft, "data", "mine", str(work / "train.jsonl"), "-o", str(work / "mined.jsonl"),
                           "--model", model, "--corpus", str(work / "corpus.jsonl"), "--range", "10-100",
                           "--negatives", "7", "--device", "cpu", "--query-max-length", "64",
-                          "--passage-max-length", str(args.passage_max_length)], args.timeout)
+                          "--passage-max-length", str(args.passage_max_length),
+                          *([] if args.spill_mb is None else ["--spill-mb", str(args.spill_mb)])], args.timeout)
         done = "" if r["finished"] else f"  (stopped after {time.perf_counter() - t:.0f} s)"
         print(f"{scale:>5} {n:>7} {n * dim * 4 / 2**20:>10.1f} {r['wall']:>7.1f} {r['cpu']:>7.1f} "
               f"{r['rss_mb']:>11.0f}{done}", flush=True)

@@ -133,14 +133,11 @@ def test_a_model_object_in_memory(demo_model, tmp_path):
     assert res["model"]["path"].startswith("<in-memory") and 0 <= res["results"]["dense"]["metrics"]["ndcg@10"] <= 1
 
 
-def test_spill_limit_comes_from_bgeft_spill_mb(monkeypatch, demo_model):
-    monkeypatch.setenv("BGEFT_SPILL_MB", "0.5")
-    assert Encoder(demo_model, device="cpu").spill_bytes == 2**19
-    monkeypatch.setenv("BGEFT_SPILL_MB", "lots")
-    with pytest.raises(UserError, match=r"^BGEFT_SPILL_MB='lots': expected megabytes \(a number >= 0, e\.g\. 256\); "
-                                        r"unset it for 256$"):
-        Encoder(demo_model, device="cpu")
-    monkeypatch.delenv("BGEFT_SPILL_MB")
+def test_spill_limit_is_an_argument_not_an_environment_switch(demo_model):
+    assert Encoder(demo_model, device="cpu", spill_mb=0.5).spill_bytes == 2**19
+    with pytest.raises(UserError, match=r"^--spill-mb -1: expected megabytes \(a number >= 0, e\.g\. 256\); "
+                                        r"leave it out for 256$"):
+        Encoder(demo_model, device="cpu", spill_mb=-1)
     assert Encoder(demo_model, device="cpu").spill_bytes == 256 * 2**20
 
 

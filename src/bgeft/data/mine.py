@@ -145,7 +145,7 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
                    range_: tuple[int, int] = (10, 100), negatives: int = 15, margin: float | None = 0.05,
                    bm25: int = 0, index: str = "flat", nprobe: int | None = None, faiss_gpu: str = "auto",
                    model_class: str = "auto", pooling: str = "auto", device=None, fp16: bool | None = None,
-                   batch_size: int | None = None,
+                   batch_size: int | None = None, spill_mb: float | None = None,
                    query_max_length: int = 64, passage_max_length: int = 512, query_instruction: str | None = None,
                    fill: bool = True, seed: int = 42, encoding: str | None = None,
                    rejects: Rejects | None = None) -> MineSummary:
@@ -178,7 +178,8 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
     if own:
         encoder = Encoder(model, model_class=model_class, pooling=pooling, device=device, fp16=fp16,
                           batch_size=batch_size, query_max_length=query_max_length,
-                          passage_max_length=passage_max_length, query_instruction=query_instruction)
+                          passage_max_length=passage_max_length, query_instruction=query_instruction,
+                          spill_mb=spill_mb)
     encoder.load()
 
     t0 = time.perf_counter()
@@ -286,6 +287,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fp32", action="store_true", help="encode in fp32 on GPUs/NPUs too (the CPU always is)")
     parser.add_argument("--batch-size", type=int, default=None,
                         help="texts per batch (default: 32 on the CPU, from free memory on a GPU)")
+    parser.add_argument("--spill-mb", type=float, default=None, metavar="MB",
+                        help="dense vectors above MB megabytes go to a float16 memory-mapped temp file (default 256)")
     parser.add_argument("--query-max-length", type=int, default=64)
     parser.add_argument("--passage-max-length", type=int, default=512)
     parser.add_argument("--no-fill", action="store_true", help="do not top up short rows with random pool passages")
@@ -301,6 +304,7 @@ def run(args) -> int:
         negatives=args.negatives, margin=None if args.no_margin_filter else args.margin, bm25=args.bm25,
         index=args.index, nprobe=args.nprobe, faiss_gpu=args.faiss_gpu, model_class=args.model_class,
         pooling=args.pooling, device=device_spec(args), fp16=False if args.fp32 else None, batch_size=args.batch_size,
+        spill_mb=args.spill_mb,
         query_max_length=args.query_max_length, passage_max_length=args.passage_max_length,
         query_instruction=args.query_instruction, fill=not args.no_fill, seed=args.seed, encoding=args.encoding,
         rejects=rejects)

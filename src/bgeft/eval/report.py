@@ -11,7 +11,6 @@ import json
 import math
 from pathlib import Path
 
-from bgeft.eval import plots
 from bgeft.eval.markdown import fmt, table
 from bgeft.io import atomic_write_text
 
@@ -185,6 +184,8 @@ def render_compare(result: dict, images: list[str]) -> str:
 
 
 def _images(result: dict, out_dir: Path) -> list[str]:
+    from bgeft.eval import plots  # matplotlib loads only when an evaluation writes its plots (--out)
+
     kind = result["kind"]
     if kind == "retriever":
         series = {m: r["metrics"] for m, r in result["results"].items()}

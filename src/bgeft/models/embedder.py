@@ -30,7 +30,6 @@ With more than one device (``--device cuda``), FlagEmbedding's one-process-per-d
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -51,18 +50,14 @@ MODE_OUTPUTS = {"dense": {"dense"}, "sparse": {"sparse"}, "colbert": {"dense", "
                 "hybrid": {"dense", "sparse", "colbert"}}
 WINDOW = 1024                 # texts tokenized and length-sorted together (a fast tokenizer's batch output,
                               # overflow tokens included, costs ~25 MB of peak RSS per 1,024 texts)
-SPILL_MB = 256                # dense vectors above this size go to a float16 memmap (env BGEFT_SPILL_MB)
+SPILL_MB = 256                # dense vectors above this size go to a float16 memmap (`data mine --spill-mb`)
 
 
-def spill_limit() -> int:
-    """Bytes of dense vectors kept in RAM before the Encoder spills to a memmap (``BGEFT_SPILL_MB``)."""
-    text = os.environ.get("BGEFT_SPILL_MB", str(SPILL_MB))
-    try:
-        mb = float(text)
-    except ValueError:
-        mb = -1.0
-    if not mb >= 0:
-        raise UserError(f"BGEFT_SPILL_MB={text!r}: expected megabytes (a number >= 0, e.g. 256); unset it for 256")
+def spill_limit(mb: float | None = None) -> int:
+    """Bytes of dense vectors kept in RAM before the Encoder spills to a memmap (default 256 MB)."""
+    mb = SPILL_MB if mb is None else mb
+    if not (isinstance(mb, (int, float)) and mb >= 0):
+        raise UserError(f"--spill-mb {mb!r}: expected megabytes (a number >= 0, e.g. 256); leave it out for 256")
     return int(mb * 2**20)
 
 
@@ -95,7 +90,7 @@ class Encoder:
     def __init__(self, model, *, device=None, batch_size: int | None = None, query_max_length: int = 64,
                  passage_max_length: int = 512, pooling: str = "auto", query_instruction: str | None = None,
                  fp16: bool | None = None, model_class: str = "auto", tokenizer=None, progress: bool = True,
-                 spill_bytes: int | None = None):
+                 spill_bytes: int | None = None, spill_mb: float | None = None):
         if model_class not in MODEL_CLASSES or pooling not in POOLINGS:
             raise UserError(f"--model-class must be one of {', '.join(MODEL_CLASSES)}, "
                             f"--pooling one of {', '.join(POOLINGS)}")
@@ -127,7 +122,7 @@ class Encoder:
         self.query_instruction = query_instruction
         self.query_format = getattr(model, "query_instruction_format", None) or "{}{}"
         self.available_modes = ALL_MODES if self.is_m3 else ("dense",)
-        self.progress, self.spill_bytes = progress, spill_limit() if spill_bytes is None else spill_bytes
+        self.progress, self.spill_bytes = progress, spill_limit(spill_mb) if spill_bytes is None else spill_bytes
         self.texts_encoded = 0          # model inputs run through the network (the dedupe is tested on it)
         self._rows: dict[str, tuple[int, int, int, int]] = {}  # text -> chunk, row, tokens, limit
         self._chunks: list[Encoded] = []

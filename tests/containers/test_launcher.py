@@ -133,7 +133,10 @@ def test_docker_stop_checkpoints_then_resume_reaches_planned_step(engine, image,
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     resumed = (checkout / "outputs/stopped/train.log").read_text(errors="replace").split("pre-empted")[-1]
     assert f"/workspace/outputs/stopped/checkpoint-{stopped_at}" in resumed
-    assert f"{planned}/{planned} [" in resumed  # the progress bar reached the planned step
+    # the resumed run reached the planned step: its state, and bgeft's closing progress line on the console
+    state = json.loads((checkout / "outputs/stopped/trainer_state.json").read_text())
+    assert state["global_step"] == planned, state["global_step"]
+    assert f"train {planned}/{planned} steps" in res.stdout + res.stderr, res.stderr[-3000:]
     assert (checkout / "outputs/stopped/config.json").is_file()
 
 

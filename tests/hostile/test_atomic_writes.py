@@ -40,8 +40,11 @@ def test_signal_during_convert_leaves_no_temp_file(tmp_path, tree, sig):
     out_dir.mkdir()
     (out_dir / "train.jsonl").write_text("previous\n")
     tree.snapshot()
+    # the signal's default action in the child, as in a terminal: under `nohup` SIGHUP is inherited as
+    # ignored, and bgeft rightly leaves an ignored signal ignored
     proc = subprocess.Popen([sys.executable, "-m", "bgeft.cli.main", "data", "convert", str(src), "-o",
-                             str(out_dir / "train.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             str(out_dir / "train.jsonl")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     _wait_for_temp(out_dir, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)

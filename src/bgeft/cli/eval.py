@@ -169,7 +169,7 @@ def _compare_side(a, source: str, out, role: str):
     return _run_retriever(a, p, sub_out)
 
 
-def _quiet_progress(body):
+def _checked(body):
     """Run ``body(a)`` with the output checks first; ``--no-progress``: no bgeft progress (FlagEmbedding's own
     bars are always off, bgeft.console_progress.quiet_library_bars)."""
     def run(a: argparse.Namespace) -> int:
@@ -264,23 +264,23 @@ def _show(a, result: dict) -> int:
 DESCRIPTION = "Evaluate, compare and benchmark retrievers (BGE-M3 dense/sparse/colbert/hybrid) and rerankers."
 SUB_VERBS = {
     "retriever": (
-        Verb(_add_retriever, _quiet_progress(_retriever)),
+        Verb(_add_retriever, _checked(_retriever)),
         "score an embedder in every mode from one corpus encoding",
     ),
     "reranker": (
-        Verb(_add_reranker, _quiet_progress(_reranker)),
+        Verb(_add_reranker, _checked(_reranker)),
         "rerank first-stage candidates (file, retriever or BM25) and score both stages",
     ),
     "pipeline": (
-        Verb(_add_pipeline, _quiet_progress(_pipeline)),
+        Verb(_add_pipeline, _checked(_pipeline)),
         "retrieve top N with an embedder, rerank the top M; both stages and the gain",
     ),
     "compare": (
-        Verb(_add_compare, _quiet_progress(_compare)),
+        Verb(_add_compare, _checked(_compare)),
         "paired per-query comparison of two models (or two evaluation outputs)",
     ),
     "bench": (
-        Verb(_add_bench, _quiet_progress(_bench)),
+        Verb(_add_bench, _checked(_bench)),
         "encode / rerank throughput, latency percentiles, peak memory",
     ),
 }

@@ -21,6 +21,9 @@ TopK-PercPos; ``p * (1 - margin)`` for positive scores; ``margin=None`` turns it
 survivors are sampled; short rows are topped up with random pool passages that pass the same filters
 (``fill``). ``neg`` is replaced; stale ``pos_scores``/``neg_scores`` are removed (score again with
 ``bgeft data score``); other keys (``prompt``, ``type``) are kept.
+
+A pool too big for one machine is encoded in parts (``shard=(I, N)``, ``shard_dir``: one job per node)
+and mined from them (``from_shards``): ``bgeft.data.shards``. The row filters live in ``bgeft.data.negatives``.
 """
 from __future__ import annotations
 

@@ -64,6 +64,7 @@ class MineSummary:
     stale_scores: int = 0
     seconds_encode: float = 0.0
     seconds_search: float = 0.0
+    cpu_seconds_search: float = 0.0  # the process's CPU time (all threads) in the search phase
     seconds_select: float = 0.0
     rejects: str | None = None  # the --skip-invalid summary line
 
@@ -76,7 +77,8 @@ class MineSummary:
             "(likely false negatives)",
             f"sources: {self.negatives - self.from_bm25 - self.from_random} dense, {self.from_bm25} bm25, "
             f"{self.from_random} random top-up",
-            f"time: encode {self.seconds_encode:.1f}s, search {self.seconds_search:.1f}s, "
+            f"time: encode {self.seconds_encode:.1f}s, search {self.seconds_search:.1f}s "
+            f"(CPU {self.cpu_seconds_search:.1f}s), "
             f"select {self.seconds_select:.1f}s",
         ]
         if self.stale_scores:
@@ -192,11 +194,12 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
     qvecs = encoder.dense(qtexts, "query")
     summary.seconds_encode = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     faiss_index = build_index(pvecs, index, faiss_gpu, nprobe)
     dense_scores, dense_ids = search(faiss_index, qvecs, hi, desc="dense search")
     bm25_ids = BM25Index(pool).search(qtexts, hi) if bm25 else None
     summary.seconds_search = time.perf_counter() - t0
+    summary.cpu_seconds_search = time.process_time() - cpu0
 
     t0 = time.perf_counter()
     rng = random.Random(seed)

@@ -133,3 +133,17 @@ def test_a_refusal_in_the_worker_leaves_output_dir_untouched(tmp_path, tiny_xlmr
             "--load_best_model_at_end requires the save and eval strategy to match") in result.stderr
     assert "Traceback" not in result.stderr
     assert {p.name: p.read_text() for p in out.iterdir()} == before
+
+
+def test_dry_run_checks_a_torchrun_plan_as_one_rank_of_it(tmp_path, tiny_xlmr):
+    """Two CPU processes: the plan adds ``--ddp_backend gloo``, whose parse starts a process group; the
+    --dry-run check process gets the environment torchrun would give one rank (it once failed with
+    "Default process group has not been initialized")."""
+    from tests.test_train_integration import bgeft, write_recipe
+
+    recipe = write_recipe(tmp_path, "embedder.base", tiny_xlmr)
+    result = bgeft("train", recipe, "--dry-run", "launch.nproc_per_node=2", "launch.precision=fp32")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert "-m torch.distributed.run --nproc_per_node 2 --standalone" in result.stdout
+    assert "--ddp_backend gloo" in result.stdout and "process group" not in result.stderr
+    assert not (tmp_path / "out").exists()

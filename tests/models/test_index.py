@@ -79,3 +79,23 @@ def test_block_search_progress_counts_passages(tmp_path):
     bar = Bar()
     BlockFlatIP(pool, block_rows=1024).search(_unit(rng, 3), 4, bar)
     assert bar.steps == [1024, 1024, 452]
+
+
+def test_rows_over_several_memmaps_are_searched_in_blocks(tmp_path):
+    """data mine --from-shards: the pool is ShardRows over one memmap per part; searched in place too."""
+    from bgeft.data.shards import ShardRows
+
+    rng = np.random.default_rng(11)
+    vecs = _unit(rng, 2600, 16)
+    parts = []
+    for i, (lo, hi) in enumerate(((0, 900), (900, 1700), (1700, 2600))):
+        (tmp_path / str(i)).mkdir()
+        parts.append(_memmap(tmp_path / str(i), vecs[lo:hi]))
+    index = build_index(ShardRows(parts), "flat", gpu="no")
+    assert isinstance(index, BlockFlatIP)
+    index.block_rows = 1024  # blocks that straddle the parts
+    queries = _unit(rng, 40, 16)
+    scores, ids = search(index, queries, 30)
+    want_scores, want_ids = _in_ram(np.concatenate([np.asarray(p, np.float32) for p in parts]), queries, 30)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, rtol=0, atol=1e-6)

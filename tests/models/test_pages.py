@@ -43,3 +43,18 @@ def test_release_drops_resident_pages_and_keeps_the_data(tmp_path):
     cow[0] = 7
     release(cow, 0, 1)                     # copy-on-write: dropping would lose the change, so it is kept
     assert float(cow[0, 0]) == 7.0
+
+
+@pytest.mark.skipif(not SMAPS.exists(), reason="needs Linux /proc/self/smaps")
+def test_release_of_rows_over_several_memmaps(tmp_path):
+    from bgeft.data.shards import ShardRows
+
+    paths = [tmp_path / "a.npy", tmp_path / "b.npy"]
+    parts = [np.lib.format.open_memmap(p, mode="w+", dtype=np.float16, shape=(1024, 1024)) for p in paths]
+    for part in parts:
+        part[:] = 1
+    rows = ShardRows(parts)
+    release(rows, 512, 1536)                     # the second half of a, the first half of b
+    assert [_resident_kb(p) for p in paths] == pytest.approx([1024, 1024], abs=8)
+    release(rows, 0, 2048)
+    assert max(_resident_kb(p) for p in paths) <= 8 and float(rows[2047][5]) == 1.0

@@ -76,3 +76,39 @@ def test_flagmodel_loads_without_flagembeddings_training_stack():
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["FlagEmbedding.inference.embedder.encoder_only.base", "[]", "True",
                                   "True"]
+
+
+@pytest.fixture(scope="module")
+def cross_encoder(tiny_xlmr, tmp_path_factory):
+    from tests.eval.helpers import build_tiny_reranker
+
+    return build_tiny_reranker(tiny_xlmr, tmp_path_factory.mktemp("rr") / "xlmr-reranker")
+
+
+def test_the_reranker_chooses_the_half_type_of_its_device(fake_cuda, cross_encoder, monkeypatch):
+    from bgeft.models.reranker import Reranker
+
+    rr = Reranker(cross_encoder, device="cuda:0")
+    assert rr.fp16 and rr.half_dtype is torch.bfloat16 and rr.info()["half"] == "torch.bfloat16"
+    fake_cuda["value"] = (7, 5)
+    assert Reranker(cross_encoder, device="cuda:0").half_dtype is torch.float16
+    assert Reranker(cross_encoder, device="cuda:0", fp16=False).half_dtype is None
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    two = Reranker(cross_encoder, device="cuda:0,cuda:1")  # FlagEmbedding's pool keeps its own fp16
+    assert two.fp16 and two.half_dtype is None
+    assert Reranker(cross_encoder, device="cpu").half_dtype is None
+
+
+def test_the_reranker_scores_in_the_chosen_half_type(cross_encoder):
+    """bf16 runs on a CPU too, so the cast FlagReranker scores with is exercised for real here."""
+    from bgeft.models.reranker import Reranker
+
+    pairs = [("渡口在哪里？", "渡口在镇子的南头。"), ("who made the clock", "the river"), ("q", "宋青山做了钟。")]
+    full = Reranker(cross_encoder, device="cpu", fp16=False)
+    half = Reranker(cross_encoder, device="cpu", fp16=False)
+    half.half_dtype = torch.bfloat16
+    assert next(half.model.model.parameters()).dtype is torch.bfloat16
+    assert half.model.use_fp16 is False  # FlagEmbedding's own .half() would undo bf16
+    a, b = np.array(full.score(pairs)), np.array(half.score(pairs))
+    assert next(full.model.model.parameters()).dtype is torch.float32
+    assert np.abs(a - b).max() < 0.05 * max(1.0, np.abs(a).max())

@@ -28,10 +28,10 @@ import argparse
 import os
 import random
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bgeft.console_progress import track
+from bgeft.data.negatives import MineSummary, RowFilter, keep, random_top_up
 from bgeft.data.records import read_corpus, read_rows, write_jsonl
 from bgeft.data.rejects import Rejects
 from bgeft.data.rejects import add_arguments as add_reject_arguments
@@ -42,55 +42,7 @@ from bgeft.models.resolve import model_dir
 from bgeft.safety import check_output
 
 if TYPE_CHECKING:  # numpy, faiss and the encoder load when a run needs them (`bgeft --help` stays light)
-    import numpy as np
-
     from bgeft.models.embedder import Encoder
-
-
-@dataclass
-class MineSummary:
-    out: str
-    rows: int = 0
-    pool: int = 0
-    candidates: int = 0
-    removed_positive: int = 0
-    removed_query: int = 0
-    removed_margin: int = 0
-    negatives: int = 0
-    from_bm25: int = 0
-    from_random: int = 0
-    short_rows: int = 0
-    empty_rows: int = 0
-    stale_scores: int = 0
-    seconds_encode: float = 0.0
-    seconds_search: float = 0.0
-    cpu_seconds_search: float = 0.0  # the process's CPU time (all threads) in the search phase
-    seconds_select: float = 0.0
-    rejects: str | None = None  # the --skip-invalid summary line
-
-    def lines(self) -> list[str]:
-        out = [self.rejects] if self.rejects else []
-        out += [
-            f"mined {self.negatives} negatives for {self.rows} rows from a pool of {self.pool} passages -> {self.out}",
-            f"candidates in range: {self.candidates}; removed: {self.removed_positive} equal to a positive, "
-            f"{self.removed_query} equal to the query, {self.removed_margin} by the margin filter "
-            "(likely false negatives)",
-            f"sources: {self.negatives - self.from_bm25 - self.from_random} dense, {self.from_bm25} bm25, "
-            f"{self.from_random} random top-up",
-            f"time: encode {self.seconds_encode:.1f}s, search {self.seconds_search:.1f}s "
-            f"(CPU {self.cpu_seconds_search:.1f}s), "
-            f"select {self.seconds_select:.1f}s",
-        ]
-        if self.stale_scores:
-            out.append(f"removed stale pos_scores/neg_scores from {self.stale_scores} rows; "
-                       "add teacher scores with `bgeft data score`")
-        if self.short_rows:
-            out.append(f"warning: {self.short_rows} rows got fewer negatives than asked "
-                       "(a small pool or a strict margin)")
-        if self.empty_rows:
-            out.append(f"warning: {self.empty_rows} rows have no negatives; FlagEmbedding cannot train on them "
-                       "(give a bigger --corpus or lower --range)")
-        return out
 
 
 def parse_range(text: str) -> tuple[int, int]:
@@ -117,32 +69,6 @@ def _unique(texts) -> list[str]:
     return list(dict.fromkeys(texts))
 
 
-class _Row:
-    """Filters for one training row: positives, query text and the margin threshold."""
-
-    def __init__(self, row: dict, qvec: np.ndarray, pos_scores: list[float], margin, pvecs: np.ndarray):
-        self.pos = set(row["pos"])
-        self.query = row["query"].strip()
-        self.qvec, self.pvecs = qvec, pvecs
-        low = min(pos_scores)
-        self.threshold = None if margin is None else low - margin * abs(low)
-
-    def verdict(self, idx: int, text: str, score: float | None, summary: MineSummary) -> bool:
-        if text in self.pos:
-            summary.removed_positive += 1
-            return False
-        if text.strip() == self.query:
-            summary.removed_query += 1
-            return False
-        if self.threshold is not None:
-            if score is None:
-                score = float(self.pvecs[idx] @ self.qvec)
-            if score > self.threshold:
-                summary.removed_margin += 1
-                return False
-        return True
-
-
 def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = None, corpus=None,
                    range_: tuple[int, int] = (10, 100), negatives: int = 15, margin: float | None = 0.05,
                    bm25: int = 0, index: str = "flat", nprobe: int | None = None, faiss_gpu: str = "auto",
@@ -150,16 +76,26 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
                    batch_size: int | None = None, spill_mb: float | None = None,
                    query_max_length: int = 64, passage_max_length: int = 512, query_instruction: str | None = None,
                    fill: bool = True, seed: int = 42, encoding: str | None = None,
-                   rejects: Rejects | None = None) -> MineSummary:
+                   rejects: Rejects | None = None, shard: tuple[int, int] | None = None, shard_dir=None,
+                   from_shards=None) -> MineSummary:
     """Mine hard negatives for every row of ``in_path`` and write ``out_path`` atomically. ``rejects``
-    (``--skip-invalid``) leaves bad input/corpus rows out instead of stopping."""
+    (``--skip-invalid``) leaves bad input/corpus rows out instead of stopping. ``shard=(I, N)``: only
+    encode part I of N of the pool into ``shard_dir`` (``out_path`` unused; the summary has ``shard_lines``);
+    ``from_shards``: take the pool's vectors from such a directory (bgeft.data.shards)."""
+    from bgeft.data import shards as pool_shards
     from bgeft.models.embedder import Encoder
     from bgeft.models.index import BM25Index, build_index, search
 
     _check(range_, negatives, margin, bm25)
     if batch_size is not None and batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
-    check_output(out_path, [p for p in (in_path, corpus, model) if isinstance(p, (str, os.PathLike))])
+    inputs = [p for p in (in_path, corpus, model) if isinstance(p, (str, os.PathLike))]
+    if shard is not None:
+        pool_shards.check_shard_dir(shard, shard_dir, inputs)
+    else:
+        check_output(out_path, inputs + (pool_shards.shard_paths(from_shards) if from_shards is not None else []))
+    if from_shards is not None:
+        pool_shards.shard_files(from_shards)
     if index not in INDEX_KINDS:
         raise UserError(f"--index {index}: choose one of {', '.join(INDEX_KINDS)}")
     if encoder is None:
@@ -172,7 +108,7 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
     else:
         pool = _unique(t for row in rows for t in row["pos"] + row.get("neg", []))
     lo, hi = range_
-    if lo >= len(pool):
+    if lo >= len(pool) and shard is None:
         raise UserError(f"--range {lo}-{hi}: the pool has only {len(pool)} passages; "
                         f"lower START (e.g. --range 0-{len(pool)}) or give a bigger --corpus")
     summary = MineSummary(out=str(out_path), rows=len(rows), pool=len(pool))
@@ -182,13 +118,24 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
                           batch_size=batch_size, query_max_length=query_max_length,
                           passage_max_length=passage_max_length, query_instruction=query_instruction,
                           spill_mb=spill_mb)
-    encoder.load()
+    shard_rows = pool_shards.load_shards(from_shards, encoder, pool) if from_shards is not None else None
+    encoder.load()  # after the shards are checked: a mismatch is reported before the weights load
+    if shard is not None:
+        summary.shard_lines = pool_shards.write_shard(encoder, pool, shard, shard_dir)
+        summary.rejects = rejects.finish(len(rows)) if rejects is not None else None
+        if own:
+            encoder.close()
+        return summary
 
     t0 = time.perf_counter()
-    pvecs = encoder.dense(pool, "passage")
-    positives = _unique(t for row in rows for t in row["pos"])  # those in the pool come from the encoder's cache
+    positives = _unique(t for row in rows for t in row["pos"])
     pos_index = {text: i for i, text in enumerate(positives)}
-    posvecs = encoder.dense(positives, "passage")
+    if shard_rows is None:
+        pvecs = encoder.dense(pool, "passage")
+        posvecs = encoder.dense(positives, "passage")  # those in the pool come from the encoder's cache
+    else:  # the pool is never encoded here: its rows are the shards' (positives in it too)
+        pvecs = shard_rows
+        posvecs = pool_shards.positive_vectors(pvecs, pool, positives, encoder)
     use_prompt = encoder.query_instruction is None
     qtexts = [(row.get("prompt") or "") + row["query"] if use_prompt else row["query"] for row in rows]
     qvecs = encoder.dense(qtexts, "query")
@@ -206,10 +153,10 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
     out_rows = []
     for r, row in enumerate(track(rows, "select negatives", "rows", min_total=1000)):
         pos_scores = [float(posvecs[pos_index[t]] @ qvecs[r]) for t in row["pos"]]
-        flt = _Row(row, qvecs[r], pos_scores, margin, pvecs)
-        dense = _keep(flt, pool, [(int(i), float(s)) for s, i in zip(dense_scores[r][lo:hi], dense_ids[r][lo:hi])
+        flt = RowFilter(row, qvecs[r], pos_scores, margin, pvecs)
+        dense = keep(flt, pool, [(int(i), float(s)) for s, i in zip(dense_scores[r][lo:hi], dense_ids[r][lo:hi])
                                   if i >= 0], summary)
-        sparse = _keep(flt, pool, [(i, None) for i in bm25_ids[r][lo:hi]], summary) if bm25_ids is not None else []
+        sparse = keep(flt, pool, [(i, None) for i in bm25_ids[r][lo:hi]], summary) if bm25_ids is not None else []
         chosen = rng.sample(sparse, min(bm25, len(sparse)))
         summary.from_bm25 += len(chosen)
         rest = [i for i in dense if i not in chosen]
@@ -220,7 +167,7 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
             chosen += taken
             summary.from_bm25 += len(taken)
         if fill and len(chosen) < negatives:
-            taken = _random_top_up(rng, pool, flt, set(chosen) | set(dense_ids[r].tolist()), negatives - len(chosen))
+            taken = random_top_up(rng, pool, flt, set(chosen) | set(dense_ids[r].tolist()), negatives - len(chosen))
             chosen += taken
             summary.from_random += len(taken)
         summary.negatives += len(chosen)
@@ -239,30 +186,10 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
     return summary
 
 
-def _keep(flt: _Row, pool: list[str], candidates: list[tuple[int, float | None]], summary: MineSummary) -> list[int]:
-    summary.candidates += len(candidates)
-    return [i for i, score in candidates if flt.verdict(i, pool[i], score, summary)]
-
-
-def _random_top_up(rng: random.Random, pool: list[str], flt: _Row, seen: set[int], want: int) -> list[int]:
-    """Random pool passages outside the searched ranks that pass the row's filters (easy negatives)."""
-    scratch = MineSummary(out="")
-    picked: list[int] = []
-    if len(pool) <= 50 * want:  # small pool: look at every passage once, in random order
-        tries = rng.sample(range(len(pool)), len(pool))
-    else:  # big pool: a bounded number of random draws
-        tries = [rng.randrange(len(pool)) for _ in range(50 * want)]
-    for i in tries:
-        if len(picked) == want:
-            break
-        if i not in seen and i not in picked and flt.verdict(i, pool[i], None, scratch):
-            picked.append(i)
-    return picked
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="IN.jsonl", help="training rows (query, pos, optional neg)")
-    parser.add_argument("-o", "--output", required=True, metavar="OUT.jsonl")
+    parser.add_argument("-o", "--output", default=None, metavar="OUT.jsonl",
+                        help="the mined rows (required, except with --shard, which only encodes part of the pool)")
     parser.add_argument("--model", required=True, metavar="PATH",
                         help="embedder: a directory (BGE-M3, BGE, a fine-tune), a hub id, or bgeft:demo-model")
     parser.add_argument("--corpus", default=None, metavar="CORPUS.jsonl",
@@ -297,10 +224,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-fill", action="store_true", help="do not top up short rows with random pool passages")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--encoding", default=None, help="force the input encoding (default: detect)")
+    group = parser.add_argument_group("a pool too big for one machine (one job per node, shared storage)")
+    group.add_argument("--shard", default=None, metavar="I/N",
+                       help="only encode part I of N (0-based) of the pool into --shard-dir; no -o, nothing mined")
+    group.add_argument("--shard-dir", default=None, metavar="DIR",
+                       help="where --shard writes pool-I-of-N.npy (float16) and pool-I-of-N.json")
+    group.add_argument("--from-shards", default=None, metavar="DIR",
+                       help="mine with the pool vectors the N --shard runs wrote to DIR (checked, never re-encoded)")
     add_reject_arguments(parser)
 
 
 def run(args) -> int:
+    from bgeft.data.shards import shard_mode
+
+    shard = shard_mode(args)
     rejects = Rejects.from_args(args, args.output)
     summary = mine_negatives(
         args.input, args.output, model=args.model, corpus=args.corpus, range_=parse_range(args.range),
@@ -310,7 +247,7 @@ def run(args) -> int:
         spill_mb=args.spill_mb,
         query_max_length=args.query_max_length, passage_max_length=args.passage_max_length,
         query_instruction=args.query_instruction, fill=not args.no_fill, seed=args.seed, encoding=args.encoding,
-        rejects=rejects)
+        rejects=rejects, shard=shard, shard_dir=args.shard_dir, from_shards=args.from_shards)
     for line in summary.lines():
         print(line)
     return 0

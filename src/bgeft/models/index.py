@@ -6,10 +6,11 @@
   searches ``nprobe`` of them (default 32, at most nlist). ``hnsw``: 32 links, efSearch 128.
   Vectors are added in chunks converted to float32, so a float16 memmap is never copied whole.
   ``gpu="auto"`` moves flat/IVF indexes onto every visible GPU when faiss has GPU support.
-* ``flat`` over a memmap (the Encoder's spilled vectors) on the CPU is a ``BlockFlatIP``: no copy in
-  faiss; each search reads the pool block by block (~64 MB of float32 at a time), scores it with
-  ``faiss.knn`` and keeps every query's running top-k in ``faiss.ResultHeap``; RAM holds one block and
-  the results, whatever the pool's size. Same ids and scores as ``IndexFlatIP`` (ties aside).
+* ``flat`` over vectors left on disk (the Encoder's spilled float16 memmap, the shards of ``data mine
+  --from-shards``) on the CPU is a ``BlockFlatIP``: no copy in faiss; each search reads the pool block by
+  block (~64 MB of float32 at a time), scores it with ``faiss.knn`` and keeps every query's running top-k
+  in ``faiss.ResultHeap``; RAM holds one block and the results, whatever the pool's size, and the pages
+  read leave the process (``bgeft.models.pages``). Same ids and scores as ``IndexFlatIP`` (ties aside).
 * ``search(index, queries, k)`` -> ``(scores, ids)`` in batches, with bgeft's progress (bgeft.console_progress).
 * ``BM25Index(texts).search(queries, k)``: bm25s over jieba tokens (Chinese and English words).
 """
@@ -82,9 +83,10 @@ class BlockFlatIP:
         return heap.D, heap.I
 
 
-def searched_in_blocks(vectors: np.ndarray, kind: str) -> bool:
-    """Exact search on the CPU over vectors spilled to a memmap: a BlockFlatIP, not a faiss copy."""
-    return kind == "flat" and isinstance(vectors, np.memmap)
+def searched_in_blocks(vectors, kind: str) -> bool:
+    """Exact search on the CPU over vectors left on disk (a memmap, or ``data mine --from-shards``' rows
+    over several): a BlockFlatIP, not a faiss copy."""
+    return kind == "flat" and (isinstance(vectors, np.memmap) or not isinstance(vectors, np.ndarray))
 
 
 def build_index(vectors: np.ndarray, kind: str = "flat", gpu: str = "auto", nprobe: int | None = None):

@@ -4,7 +4,8 @@ RSS by the whole file although nothing is held. ``release(arr, start, stop)`` te
 ``start:stop`` of a shared memmap are done with (``madvise(MADV_DONTNEED)``): their pages leave the
 process; the data stays in the file (and the page cache) and is read back on the next access.
 Arrays that are not shared file mappings (plain arrays, copy-on-write memmaps) are left alone, since
-there the call would drop the data itself.
+there the call would drop the data itself; an object that is not an array but has ``release(start, stop)``
+(``data mine --from-shards``' rows over several memmaps) is asked to release its own.
 """
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ import numpy as np
 _SHARED_MODES = ("r", "r+", "w+")
 
 
-def release(arr: np.ndarray, start: int, stop: int) -> None:
+def release(arr, start: int, stop: int) -> None:
+    if not isinstance(arr, np.ndarray) and hasattr(arr, "release"):  # rows spread over several memmaps
+        arr.release(start, stop)
+        return
     mm = getattr(arr, "_mmap", None)
     if not isinstance(arr, np.memmap) or mm is None or arr.mode not in _SHARED_MODES or not hasattr(mm, "madvise"):
         return

@@ -2,13 +2,15 @@
 
 Used by ``bgeft data score`` (teacher scores for distillation) and ``bgeft eval reranker|pipeline``.
 Scores are the raw, un-normalised logits (``normalize=False``: what FlagEmbedding's distillation loss
-expects, and what ranking needs). fp16 on CUDA/NPU, fp32 on the CPU.
+expects, and what ranking needs). On one accelerator the weights are cast to the half type it computes in
+(bf16 on CUDA compute capability >= 8 and on Ascend NPUs that have it, fp16 otherwise: ``devices.half_dtype``);
+with several devices FlagEmbedding's pool keeps its own fp16; fp32 on the CPU or with ``fp16=False``.
 """
 from __future__ import annotations
 
 import json
 
-from bgeft.models.devices import half_precision, parse_devices
+from bgeft.models.devices import half_dtype, half_precision, parse_devices
 from bgeft.models.resolve import model_dir, model_fingerprint
 
 
@@ -19,6 +21,7 @@ class Reranker:
         self.path = model_dir(model, flag)
         self.devices = parse_devices(device)
         self.fp16 = half_precision(self.devices) if fp16 is None else bool(fp16) and half_precision(self.devices)
+        self.half_dtype = half_dtype(self.devices[0]) if self.fp16 and len(self.devices) == 1 else None
         self.batch_size, self.max_length, self.query_max_length = batch_size, max_length, query_max_length
         self.query_instruction = query_instruction
         cfg = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
@@ -36,10 +39,14 @@ class Reranker:
             quiet_library_bars()
             if not self.trained_head:   # said once, before transformers' load report (which goes to the log)
                 note("reranker-head", subject=str(self.path))
-            self._model = FlagReranker(str(self.path), devices=self.devices, use_fp16=self.fp16,
+            # one device: bgeft casts to the device's half type (FlagEmbedding's use_fp16 would force fp16)
+            self._model = FlagReranker(str(self.path), devices=self.devices,
+                                       use_fp16=self.fp16 and self.half_dtype is None,
                                        batch_size=self.batch_size, max_length=self.max_length,
                                        query_max_length=self.query_max_length,
                                        query_instruction_for_rerank=self.query_instruction, normalize=False)
+            if self.half_dtype is not None:
+                self._model.model.to(self.half_dtype)
         return self._model
 
     def score(self, pairs) -> list[float]:
@@ -52,7 +59,8 @@ class Reranker:
 
     def info(self) -> dict:
         return {"path": str(self.path), "class": "FlagReranker", "fingerprint": model_fingerprint(self.path),
-                "devices": self.devices, "fp16": self.fp16, "max_length": self.max_length,
+                "devices": self.devices, "fp16": self.fp16,
+                "half": str(self.half_dtype or ""), "max_length": self.max_length,
                 "classifier_head_trained": self.trained_head}
 
     def close(self) -> None:

@@ -43,6 +43,8 @@ def worker_check(recipe: Recipe, plan: Plan) -> dict:
     start gate. Its output is shown only when it fails. Returns what it found."""
     gate = Gate(plan.device.kind, 1)
     env = {**os.environ, **plan.env, **plan.secret_env, **gate.env, ENV_PROCESSES: str(plan.nproc_per_node)}
+    if "torch.distributed.run" in plan.argv:
+        env.update(single_rank_env())
     argv = [sys.executable, "-m", WORKER, *plan.argv[plan.argv.index(WORKER) + 1:]]
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, process_group=0)
     output: list[bytes] = []
@@ -65,6 +67,18 @@ def worker_check(recipe: Recipe, plan: Plan) -> dict:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         gate.close()
+
+
+def single_rank_env() -> dict[str, str]:
+    """What torchrun gives a process, for a world of one: with a ``ddp_backend`` (gloo on the CPU, hccl on
+    NPUs) or DeepSpeed, the dataclasses' parse starts a process group and needs it."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {"RANK": "0", "LOCAL_RANK": "0", "GROUP_RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1",
+            "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
 
 
 def check_data(recipe: Recipe) -> dict[str, str]:

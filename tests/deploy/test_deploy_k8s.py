@@ -9,7 +9,19 @@ import shutil
 import pytest
 import yaml
 
-from tests.deploy.tools import OVERLAYS, REPO, cuda_tag, load_yaml, npu_tag, pod_templates, render, run, tool
+from tests.deploy.tools import (
+    MINING,
+    MINING_STORAGE,
+    OVERLAYS,
+    REPO,
+    cuda_tag,
+    load_yaml,
+    npu_tag,
+    pod_templates,
+    render,
+    run,
+    tool,
+)
 
 PYTORCHJOB_SCHEMA = REPO / "tests" / "deploy" / "schemas" / "pytorchjob-v1.json"
 ACCELERATOR = {"single-gpu": ("nvidia.com/gpu", 1), "multi-node": ("nvidia.com/gpu", 8),
@@ -235,3 +247,89 @@ def test_cluster_recipe_matches_shipped_recipe():
     shipped["data"].pop("train_data")
     assert cluster == shipped
     assert cluster["training"]["output_dir"].startswith("../outputs/")
+
+
+def test_every_kustomization_is_checked():
+    """Each directory under k8s/overlays is a training overlay or a mining job: the checks here, in
+    test_deploy_pss.py and test_deploy_static.py (checkov) cover it."""
+    assert sorted(p.name for p in (REPO / "k8s" / "overlays").iterdir() if p.is_dir()) == sorted(OVERLAYS + MINING)
+
+
+@pytest.mark.parametrize("name", MINING, ids=[f"k8s-{n}" for n in MINING])
+def test_mining_jobs_are_valid_and_hardened(mining, stored, name, tmp_path):
+    docs = mining[name]
+    _validate(tmp_path, name, docs + stored[MINING_STORAGE])
+    (ns,) = [d["metadata"]["name"] for d in stored[MINING_STORAGE] if d["kind"] == "Namespace"]
+    assert {d["metadata"]["namespace"] for d in docs} == {ns}
+    assert _kinds(docs) == (["ConfigMap", "Job"] if name == "mine-shards" else ["Job"])
+    (job,) = _workloads(docs)
+    tpl = job["spec"]["template"]
+    spec = tpl["spec"]
+    assert tpl["metadata"]["labels"]["app.kubernetes.io/instance"] == f"bgeft-{name}"
+    assert spec["automountServiceAccountToken"] is False and spec["restartPolicy"] == "Never"
+    sc = spec["securityContext"]
+    assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 1000 and sc["fsGroup"] == 1000
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = spec["containers"]
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}
+    assert container["imagePullPolicy"] == "IfNotPresent" and "command" not in container
+    assert container["image"] == cuda_tag()
+    assert {"name": "BGEFT_STOP_GRACE_SECONDS", "value": str(spec["terminationGracePeriodSeconds"])} \
+        in container["env"]
+    res = container["resources"]
+    assert res["requests"] == res["limits"] and res["limits"]["nvidia.com/gpu"] == 1
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert mounts["/workspace/data"]["readOnly"] is True
+    claims = {m: volumes[mounts[m]["name"]]["persistentVolumeClaim"]["claimName"]
+              for m in ("/workspace/data", "/workspace/outputs", "/cache")}
+    assert claims == {"/workspace/data": "bgeft-shared-data", "/workspace/outputs": "bgeft-shared-outputs",
+                      "/cache": "bgeft-shared-cache"}   # rwx: every part writes where the merge reads
+    for path in ("/tmp", "/home/bgeft"):
+        assert "emptyDir" in volumes[mounts[path]["name"]]
+
+
+def _mine_args(args: list[str], index: int | None = None, shards: str | None = None):
+    from bgeft.data import mine
+    from bgeft.data.shards import shard_mode
+    from tests.helpers.cli import parse
+
+    assert args[:3] == ["bgeft", "data", "mine"]
+    words = [a.replace("$(JOB_COMPLETION_INDEX)", str(index)).replace("$(SHARDS)", str(shards)) for a in args[3:]]
+    parsed = parse(mine, words)
+    return parsed, shard_mode(parsed)
+
+
+def test_mining_parts_and_merge_agree(mining):
+    """Pod i runs --shard i/SHARDS; the merge reads that directory with the same model, files and one GPU."""
+    shards_job = _workloads(mining["mine-shards"])[0]
+    (merge_job,) = _workloads(mining["mine-merge"])
+    (layout,) = [d for d in mining["mine-shards"] if d["kind"] == "ConfigMap"]
+    n = int(layout["data"]["SHARDS"])
+    assert shards_job["spec"]["completionMode"] == "Indexed"
+    assert shards_job["spec"]["completions"] == shards_job["spec"]["parallelism"] == n == 8
+    part = shards_job["spec"]["template"]["spec"]["containers"][0]
+    merge = merge_job["spec"]["template"]["spec"]["containers"][0]
+    assert {"name": "SHARDS", "valueFrom": {"configMapKeyRef": {"name": layout["metadata"]["name"],
+                                                                "key": "SHARDS"}}} in part["env"]
+    assert "$(JOB_COMPLETION_INDEX)/$(SHARDS)" in part["args"]   # the Job controller sets JOB_COMPLETION_INDEX
+    for i in (0, n - 1):
+        parsed, shard = _mine_args(part["args"], i, layout["data"]["SHARDS"])
+        assert shard == (i, n) and parsed.output is None
+    merged, shard = _mine_args(merge["args"])
+    assert shard is None and merged.output.startswith("/workspace/outputs/")
+    assert merged.from_shards == parsed.shard_dir and parsed.shard_dir.startswith("/workspace/outputs/")
+    for key in ("input", "model", "corpus", "passage_max_length", "pooling", "model_class", "fp32", "device"):
+        assert getattr(merged, key) == getattr(parsed, key), key
+    assert merge["resources"] == part["resources"]   # same GPU kind and count: the same precision
+
+
+def test_shard_count_is_one_edit(tmp_path):
+    shutil.copytree(REPO / "k8s", tmp_path / "k8s")
+    kfile = tmp_path / "k8s" / "overlays" / "mine-shards" / "kustomization.yaml"
+    assert kfile.read_text().count("SHARDS=8") == 1
+    kfile.write_text(kfile.read_text().replace("SHARDS=8", "SHARDS=3"))
+    docs = render(kfile.parent)
+    job = next(d for d in docs if d["kind"] == "Job")
+    assert job["spec"]["completions"] == job["spec"]["parallelism"] == 3

@@ -251,6 +251,23 @@ def test_shell_runs_a_command_without_terminal_and_cpu_needs_no_gpu(env):
     ]
 
 
+def test_shell_passes_a_mining_shard_command_unchanged(env):
+    """Mining across hosts (docs/data.md, mine): each host runs its part through `shell -- COMMAND`, the
+    words reaching the container as given (a `$(...)`, `*` or space is not expanded by the launcher)."""
+    command = ["bgeft", "data", "mine", "/workspace/data/train.jsonl", "--model", "/workspace/outputs/my model",
+               "--corpus", "/workspace/data/corpus*.jsonl", "--shard", "0/4", "--shard-dir",
+               "/workspace/outputs/shards", "--passage-max-length", "256"]
+    res = launch(env, "shell", "--cpu", "--", *command, FAKE_DOCKER_RUNTIMES='{"runc":{}}')
+    assert res.returncode == 0, res.stderr
+    assert ["docker", *runs(env)[-1]] == base(env["root"]) + ["-e", "NVIDIA_VISIBLE_DEVICES=void", "--", cuda_tag(),
+                                                              *command]
+    merge = [*command[:4], "-o", "/workspace/outputs/mined.jsonl", *command[4:8], "--from-shards",
+             "/workspace/outputs/shards", "--passage-max-length", "256"]
+    dry = launch(env, "shell", "--cpu", "--dry-run", "--", *merge, FAKE_DOCKER_RUNTIMES='{"runc":{}}')
+    assert dry.returncode == 0, dry.stderr
+    assert shlex.split(dry.stdout.splitlines()[-1])[-len(merge) - 2:] == ["--", cuda_tag(), *merge]
+
+
 @pytest.mark.parametrize("args, message", [
     (("cpu", "--cpu"), "--cpu is for shell; to train on the CPU use the cpu mode"),
     (("shell", "--cpu", "--npu"), "--cpu and --npu cannot be used together"),

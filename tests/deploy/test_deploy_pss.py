@@ -11,7 +11,7 @@ import pytest
 from bgeft import k8s
 from bgeft.cli import k8s as k8s_cli
 from tests.deploy.pss import admitted_pods, violations
-from tests.deploy.tools import OVERLAYS, REPO
+from tests.deploy.tools import MINING, MINING_STORAGE, OVERLAYS, REPO
 from tests.helpers.cli import parse
 
 IDS = [f"k8s-{o}" for o in OVERLAYS]
@@ -37,6 +37,15 @@ def test_kustomize_pods_pass_their_namespace_level(rendered, stored, overlay):
         return
     # privileged only where baseline would refuse the pod
     assert any(violations(spec, "baseline") for _, spec in pods), overlay
+
+
+@pytest.mark.parametrize("name", MINING, ids=[f"k8s-{n}" for n in MINING])
+def test_mining_pods_pass_their_namespace_level(mining, stored, name):
+    ns, level = _namespace(stored[MINING_STORAGE])
+    pods = [p for d in mining[name] for p in admitted_pods(d)]
+    assert pods and level == "restricted" and {d["metadata"]["namespace"] for d in mining[name]} == {ns}
+    for label, spec in pods:
+        assert violations(spec, level) == [], (label, level)
 
 
 @pytest.mark.parametrize("overlay", list(CLI), ids=[f"k8s-{o}" for o in CLI])

@@ -9,7 +9,7 @@ import re
 import pytest
 import yaml
 
-from tests.deploy.tools import OVERLAYS, REPO, pod_templates, run, tool
+from tests.deploy.tools import MINING, OVERLAYS, REPO, pod_templates, run, tool
 
 DOCKERFILES = ["Dockerfile", "Dockerfile.npu"]
 SHELL_SCRIPTS = sorted(
@@ -62,12 +62,12 @@ def _as_job(name: str, template: dict) -> dict:
             "spec": {"template": copy.deepcopy(template)}}
 
 
-def test_checkov_no_failures(rendered, stored, tmp_path):
+def test_checkov_no_failures(rendered, stored, mining, tmp_path):
     skips = _skips_with_reasons()
     assert len(skips) <= 4   # each one argued in checkov.yaml; no more without a reason there
-    for name in OVERLAYS:
-        docs = list(rendered[name]) + list(stored[name])
-        docs += [_as_job(label, tpl) for d in rendered[name] if d["kind"] == "PyTorchJob"
+    for name in OVERLAYS + MINING:
+        docs = list(rendered[name]) + list(stored[name]) if name in OVERLAYS else list(mining[name])
+        docs += [_as_job(label, tpl) for d in docs if d["kind"] == "PyTorchJob"
                  for label, tpl in pod_templates(d)]
         (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump_all(docs))
     for dockerfile in DOCKERFILES:  # one directory scan: checkov ignores -f next to -d
@@ -80,7 +80,7 @@ def test_checkov_no_failures(rendered, stored, tmp_path):
     for r in reports:
         assert r["summary"]["passed"] > 50
     scanned = {c["file_path"].lstrip("/") for r in reports for c in r["results"]["passed_checks"]}
-    assert set(DOCKERFILES) | {f"{n}.yaml" for n in OVERLAYS} <= scanned, scanned
+    assert set(DOCKERFILES) | {f"{n}.yaml" for n in OVERLAYS + MINING} <= scanned, scanned
     # the PyTorchJob pods were scanned too
     resources = {c["resource"] for r in reports for c in r["results"]["passed_checks"]}
     assert any("bgeft-pytorchjob-worker" in name for name in resources), sorted(resources)[:20]

@@ -16,6 +16,10 @@ REPO = Path(__file__).resolve().parents[2]
 OVERLAYS = ["single-gpu", "multi-node", "multi-node-pytorchjob", "npu", "multi-node-rdma"]
 # every overlay has its storage kustomization (namespace, NetworkPolicy, PVCs) of the same name
 STORAGE = OVERLAYS
+# mining jobs (`bgeft data mine --shard` parts, then `--from-shards`): no recipe; they run in the
+# namespace and on the rwx claims of k8s/storage/<MINING_STORAGE>
+MINING = ["mine-shards", "mine-merge"]
+MINING_STORAGE = "multi-node"
 LINT_VENV_BIN = REPO / ".venv-lint" / "bin"
 
 

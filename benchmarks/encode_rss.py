@@ -5,17 +5,19 @@
 The corpus is encode_vs_st.py's (1,000 queries, 1,146 passages at scale 1); scale S repeats the pool S
 times, each copy perturbed ("第k版：" prefixed), so every passage is a distinct text the encoder must
 encode; the 1,000 queries stay. Each scale runs ``bgeft data mine --range 10-100 --negatives 7`` in a
-fresh process and prints its peak RSS (``os.wait4``), wall and CPU seconds, and the size of the dense
-vectors (pool x dim x 4 bytes). ``--passage-max-length`` bounds the encoding work (the RSS question is
-about what grows with the number of texts, not with their length); ``--spill-mb`` sets the size above which
-the Encoder writes the vectors to a float16 memmap (``data mine --spill-mb``; default 256), so the spill path can
-be measured at a corpus this machine can encode.
+fresh process and prints its peak RSS (``os.wait4``), wall and CPU seconds, the size of the dense
+vectors (pool x dim x 4 bytes) and the search phase's wall (and CPU) seconds from mine's ``time:`` line.
+``--passage-max-length`` bounds the encoding work (the RSS question is about what grows with the number
+of texts, not with their length); ``--spill-mb`` sets the size above which the Encoder writes the vectors
+to a float16 memmap (``data mine --spill-mb``; default 256), so the spill path can be measured at a corpus
+this machine can encode.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -55,7 +57,8 @@ def main(argv=None) -> int:
     bgeft = [sys.executable, "-m", "bgeft.cli.main"]
     print(f"model {model} (dim {dim}), passage max length {args.passage_max_length}, spill above "
           f"{256 if args.spill_mb is None else args.spill_mb} MB; load {os.getloadavg()[0]:.1f}")
-    print(f"{'scale':>5} {'pool':>7} {'vectors MB':>10} {'wall s':>7} {'CPU s':>7} {'peak RSS MB':>11}")
+    print(f"{'scale':>5} {'pool':>7} {'vectors MB':>10} {'wall s':>7} {'CPU s':>7} {'peak RSS MB':>11} "
+          f"{'search s':>8} {'search CPU s':>12}")
     for scale in (int(s) for s in args.scales.split(",")):
         work = scaled(base, scale)
         n = sum(1 for _ in (work / "corpus.jsonl").open(encoding="utf-8"))
@@ -66,8 +69,10 @@ def main(argv=None) -> int:
                           "--passage-max-length", str(args.passage_max_length),
                           *([] if args.spill_mb is None else ["--spill-mb", str(args.spill_mb)])], args.timeout)
         done = "" if r["finished"] else f"  (stopped after {time.perf_counter() - t:.0f} s)"
+        search = re.search(r"search ([\d.]+)s(?: \(CPU ([\d.]+)s\))?", r["out"])
+        wall_s, cpu_s = (search.group(1), search.group(2) or "-") if search else ("-", "-")
         print(f"{scale:>5} {n:>7} {n * dim * 4 / 2**20:>10.1f} {r['wall']:>7.1f} {r['cpu']:>7.1f} "
-              f"{r['rss_mb']:>11.0f}{done}", flush=True)
+              f"{r['rss_mb']:>11.0f} {wall_s:>8} {cpu_s:>12}{done}", flush=True)
     return 0
 
 

@@ -11,6 +11,13 @@ bgeft alternately (raw, bgeft, raw, …) so that load from other jobs hits both 
 minimum of the repeats (the least disturbed run), the ratio and the fixed seconds bgeft adds, and the
 load average (`uptime`) before and after: on a shared machine only a quiet-machine figure means much.
 
+It also measures bgeft's own share directly (``--phases``, on by default), which end-to-end times on a
+shared machine cannot resolve below a second or so: ``bgeft train`` runs in a wrapper that timestamps,
+inside the bgeft process, the start of the training process(es), the moment all are ready at the start
+gate and the moment bgeft opens it (the training waits that long), and the end of training; bgeft's own
+wall time is (start -> spawn) + (ready -> open) + (training's end -> exit), and its own CPU is
+``getrusage(RUSAGE_SELF)`` of that process (the training processes are not in it).
+
 ``--gpu-shape`` trains a randomly initialised model of BGE-M3's exact shape (XLM-R large: 24 layers,
 1024 hidden, vocab 250,002, 8,194 positions) at each ``--seq-len`` and prints tokens/s and peak GPU
 memory for raw and bgeft. It only builds the model files on the CPU; run it where a GPU is visible.
@@ -95,6 +102,66 @@ def compare(args, tmp: Path, model: Path, procs: int) -> dict:
             "fixed": ours_min - raw_min, "raw_cpu": min(raw_cpu), "bgeft_cpu": min(ours_cpu)}
 
 
+PHASES = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+marks = {}
+import bgeft.train.gate as gate
+import bgeft.train.process as process
+
+class Popen(process.subprocess.Popen):
+    def __init__(self, *a, **k):
+        marks.setdefault("spawn", time.perf_counter())
+        super().__init__(*a, **k)
+    def wait(self, *a, **k):
+        code = super().wait(*a, **k)
+        marks.setdefault("ended", time.perf_counter())
+        return code
+
+process.subprocess = type(sys)("subprocess_shim")
+process.subprocess.Popen, process.subprocess.PIPE, process.subprocess.STDOUT = Popen, -1, -2
+poll, open_ = gate.Gate.poll, gate.Gate.open
+def timed_poll(self):
+    found = poll(self)
+    if found is not None:
+        marks.setdefault("ready", time.perf_counter())
+    return found
+def timed_open(self):
+    marks.setdefault("open", time.perf_counter())
+    return open_(self)
+gate.Gate.poll, gate.Gate.open = timed_poll, timed_open
+from bgeft.cli.main import main
+code = main(sys.argv[1:])
+end = time.perf_counter()
+use = resource.getrusage(resource.RUSAGE_SELF)
+print("PHASES " + json.dumps({"code": code, "before": marks["spawn"] - t0, "gate": marks["open"] - marks["ready"],
+      "after": end - marks["ended"], "cpu": use.ru_utime + use.ru_stime, "wall": end - t0}), flush=True)
+sys.exit(code)
+"""
+
+
+def phases(args, tmp: Path, model: Path, procs: int) -> dict:
+    """bgeft's own seconds, measured inside the bgeft process (see the module docstring); minimum of the
+    repeats for each phase."""
+    base = [f"model.model_name_or_path={model}", f"training.max_steps={args.steps}",
+            f"training.save_steps={args.steps}", f"launch.nproc_per_node={procs}", *args.override]
+    runs = []
+    for i in range(args.repeats):
+        out = subprocess.run([sys.executable, "-c", PHASES, "train", args.recipe, *base,
+                              f"training.output_dir={tmp / f'phases{procs}-{i}'}"], capture_output=True, text=True)
+        line = [x for x in out.stdout.splitlines() if x.startswith("PHASES ")]
+        if out.returncode != 0 or not line:
+            raise SystemExit(f"bgeft train (timed) failed ({out.returncode}):\n{out.stderr[-3000:]}")
+        runs.append(json.loads(line[-1][len("PHASES "):]))
+        r = runs[-1]
+        print(f"  {procs} process(es), bgeft's own time, run {i + 1}: before the training starts {r['before']:.3f} s, "
+              f"training held at the gate {r['gate']:.3f} s, after it ends {r['after']:.3f} s; "
+              f"CPU of the bgeft process {r['cpu']:.3f} s", flush=True)
+    best = {k: min(r[k] for r in runs) for k in ("before", "gate", "after", "cpu")}
+    best["own"] = best["before"] + best["gate"] + best["after"]
+    return {"procs": procs, **best}
+
+
 def startup(args) -> None:
     for verb in (["--help"], ["ls"], ["validate", args.recipe]):
         runs = [timed([BGEFT, *verb]) for _ in range(5)]
@@ -159,6 +226,10 @@ def main() -> int:
     ap.add_argument("--procs", default="1,2", help="process counts to compare, e.g. 1,2")
     ap.add_argument("--override", action="append", default=[], help="extra recipe override for both commands")
     ap.add_argument("--startup", action="store_true", help="also time `bgeft --help`, `ls`, `validate`")
+    ap.add_argument("--no-phases", dest="phases", action="store_false",
+                    help="skip the direct measurement of bgeft's own time inside its process")
+    ap.add_argument("--no-compare", dest="compare", action="store_false",
+                    help="skip the end-to-end raw vs bgeft runs")
     ap.add_argument("--gpu-shape", action="store_true", help="BGE-M3-shaped random model on a GPU (see docstring)")
     ap.add_argument("--seq-len", default="512,8192")
     args = ap.parse_args()
@@ -171,7 +242,9 @@ def main() -> int:
         if args.gpu_shape:
             gpu_shape(args, tmp, model)
             return 0
-        results = [compare(args, tmp, model, int(p)) for p in args.procs.split(",")]
+        procs = [int(p) for p in args.procs.split(",")]
+        results = [compare(args, tmp, model, p) for p in procs] if args.compare else []
+        own = [phases(args, tmp, model, p) for p in procs] if args.phases else []
         print(f"load average after: {uptime()}")
         print(f"\nrecipe {Path(args.recipe).name}, {args.steps} steps, minimum of {args.repeats} alternating runs")
         for r in results:
@@ -179,6 +252,10 @@ def main() -> int:
             print(f"{launcher:28s} wall: raw {r['raw']:.2f} s, bgeft {r['bgeft']:.2f} s, ratio {r['ratio']:.3f}, "
                   f"fixed {r['fixed']:+.2f} s | CPU: raw {r['raw_cpu']:.2f} s, bgeft {r['bgeft_cpu']:.2f} s, "
                   f"fixed {r['bgeft_cpu'] - r['raw_cpu']:+.2f} s")
+        for r in own:
+            launcher = "python -m" if r["procs"] == 1 else f"torchrun --nproc_per_node {r['procs']}"
+            print(f"{launcher:28s} bgeft's own wall {r['own']:.3f} s (before {r['before']:.3f} + gate {r['gate']:.3f} "
+                  f"+ after {r['after']:.3f}), CPU of the bgeft process {r['cpu']:.3f} s (minimum of each)")
         if args.startup:
             startup(args)
     finally:

@@ -133,6 +133,29 @@ def test_index_kinds():
             build_index(vecs, "flat", gpu="yes")
 
 
+def test_a_spilled_pool_is_searched_in_blocks(demo_model, files, tmp_path, monkeypatch):
+    """Pool vectors in a memmap (--spill-mb 0): exact search block by block, no faiss copy, and the very
+    negatives that an in-RAM IndexFlatIP over the same vectors gives."""
+    from bgeft.models import index
+
+    train, corpus = files
+    searched = []
+    block_search = index.BlockFlatIP.search
+    monkeypatch.setattr(index.BlockFlatIP, "search",
+                        lambda self, *a, **kw: searched.append(self.ntotal) or block_search(self, *a, **kw))
+    mined = []
+    for blocks in (True, False):
+        if not blocks:
+            monkeypatch.setattr(index, "searched_in_blocks", lambda vectors, kind: False)
+        enc = Encoder(demo_model, device="cpu", batch_size=16, progress=False, spill_mb=0)
+        out = tmp_path / f"mined-{blocks}.jsonl"
+        summary = mine_negatives(train, out, encoder=enc, corpus=corpus, range_=(1, 13), negatives=4, margin=None)
+        enc.close()
+        assert summary.negatives == 8 and summary.pool == 13
+        mined.append(read(out))
+    assert searched == [13] and mined[0] == mined[1]
+
+
 def test_bm25_tokens_chinese_and_english():
     assert bm25_tokens("白鹭河的渡口, Old Ferry!") == ["白鹭", "河", "的", "渡口", "old", "ferry"]
 

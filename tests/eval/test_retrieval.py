@@ -82,8 +82,14 @@ def test_second_run_reuses_the_corpus_encodings(m3_tiny, beir_dir, result, monke
         return original(self, texts, max_len, outputs, kind, lengths)
 
     monkeypatch.setattr(Encoder, "_encode_here", counting)
+    from bgeft.models import index
+
+    searched = []  # the reused dense vectors are a read-only memmap, searched block by block
+    block_search = index.BlockFlatIP.search
+    monkeypatch.setattr(index.BlockFlatIP, "search",
+                        lambda self, *a, **kw: searched.append(self.ntotal) or block_search(self, *a, **kw))
     again = evaluate_retriever(m3_tiny, beir_dir, ks=(1, 3, 10), cache_dir=out / "cache", device="cpu", progress=False)
-    assert again["cache"]["hit"] is True and calls == []
+    assert again["cache"]["hit"] is True and calls == [] and searched == [6]
     for mode in again["results"]:
         assert again["results"][mode]["metrics"] == res["results"][mode]["metrics"]
     fresh = evaluate_retriever(m3_tiny, beir_dir, ks=(10,), cache_dir=out / "cache2", device="cpu", progress=False)

@@ -144,11 +144,12 @@ def mine_negatives(in_path, out_path, *, model=None, encoder: Encoder | None = N
     qvecs = encoder.dense(qtexts, "query")
     summary.seconds_encode = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     faiss_index = build_index(pvecs, index, faiss_gpu, nprobe)
     dense_scores, dense_ids = search(faiss_index, qvecs, hi, desc="dense search")
     bm25_ids = BM25Index(pool).search(qtexts, hi) if bm25 else None
     summary.seconds_search = time.perf_counter() - t0
+    summary.cpu_seconds_search = time.process_time() - cpu0
 
     t0 = time.perf_counter()
     rng = random.Random(seed)

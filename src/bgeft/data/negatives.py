@@ -27,6 +27,7 @@ class MineSummary:
     stale_scores: int = 0
     seconds_encode: float = 0.0
     seconds_search: float = 0.0
+    cpu_seconds_search: float = 0.0  # the process's CPU time (all threads) in the search phase
     seconds_select: float = 0.0
     rejects: str | None = None  # the --skip-invalid summary line
     shard_lines: list[str] | None = None  # --shard: what was encoded (no negatives mined)
@@ -42,7 +43,8 @@ class MineSummary:
             "(likely false negatives)",
             f"sources: {self.negatives - self.from_bm25 - self.from_random} dense, {self.from_bm25} bm25, "
             f"{self.from_random} random top-up",
-            f"time: encode {self.seconds_encode:.1f}s, search {self.seconds_search:.1f}s, "
+            f"time: encode {self.seconds_encode:.1f}s, search {self.seconds_search:.1f}s "
+            f"(CPU {self.cpu_seconds_search:.1f}s), "
             f"select {self.seconds_select:.1f}s",
         ]
         if self.stale_scores:

@@ -140,6 +140,15 @@ class ShardRows:
             out[mask] = self.blocks[b][wanted[mask] - self.starts[b]]
         return out
 
+    def release(self, start: int, stop: int) -> None:
+        """Rows ``start:stop`` were read: their pages leave the process (``bgeft.models.pages``)."""
+        from bgeft.models.pages import release
+
+        for b, block in enumerate(self.blocks):
+            lo, hi = max(start, int(self.starts[b])), min(stop, int(self.starts[b + 1]))
+            if lo < hi:
+                release(block, lo - int(self.starts[b]), hi - int(self.starts[b]))
+
 
 def _read_meta(path: Path) -> dict:
     try:

@@ -1,7 +1,8 @@
 """The on-disk cache of corpus encodings for ``bgeft eval`` (the encoder itself is ``bgeft.models.embedder``).
 
 An entry is keyed by the model's fingerprint, the corpus fingerprint and the encoder settings that
-change passage vectors; a second evaluation of the same model on the same corpus reuses it.
+change passage vectors; a second evaluation of the same model on the same corpus reuses it. A reused
+entry's dense vectors are memory-mapped (read-only), so the dense search reads them block by block.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from scipy import sparse as sp
 
 from bgeft.errors import UserError
 from bgeft.models.embedder import Encoded, Encoder
+from bgeft.models.pages import release
 from bgeft.models.resolve import model_fingerprint
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ def load_cached(entry: Path, outputs: set[str]) -> Encoded | None:
         return None
     enc = Encoded(meta["n"])
     if "dense" in meta["outputs"]:
-        enc.dense = np.load(entry / "dense.npy")
+        enc.dense = np.load(entry / "dense.npy", mmap_mode="r")  # searched in blocks, never copied whole
     if "sparse" in meta["outputs"]:
         enc.sparse = sp.load_npz(entry / "sparse.npz").tocsr()
     if "colbert" in meta["outputs"]:
@@ -61,6 +63,7 @@ def save_cached(entry: Path, enc: Encoded, info: dict) -> None:
     with atomic_dir(entry, replace=True) as tmp:
         if enc.dense is not None:
             np.save(tmp / "dense.npy", enc.dense)
+            release(enc.dense, 0, len(enc.dense))  # a spilled memmap's pages, read by the save
         if enc.sparse is not None:
             sp.save_npz(tmp / "sparse.npz", enc.sparse)
         if enc.colbert is not None:

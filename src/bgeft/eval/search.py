@@ -1,7 +1,8 @@
 """Rank a corpus for each query in the four BGE-M3 scoring modes, from one set of encodings.
 
 * ``dense``: inner product of normalised vectors, exact search with a faiss flat index (moved to
-  the GPU when faiss has GPU support and the encoder runs on CUDA);
+  the GPU when faiss has GPU support and the encoder runs on CUDA; searched block by block, without a
+  copy, when the corpus vectors were spilled to a memmap);
 * ``sparse``: lexical matching score sum_t w_q(t) * w_d(t) over the **whole corpus**
   (sparse matrix product);
 * ``colbert``: late-interaction score (mean over query tokens of the best matching passage
@@ -19,13 +20,14 @@ from bgeft.console_progress import track
 from bgeft.models.encoded import Encoded
 
 
-def dense_topk(docs: Encoded, queries: Encoded, k: int, gpu: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(scores, indices), both (n_queries, k'); k' = min(k, n_docs). Exact search (faiss flat)."""
-    from bgeft.models.index import build_index
+def dense_topk(docs: Encoded, queries: Encoded, k: int, gpu: bool = False,
+               progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(scores, indices), both (n_queries, k'); k' = min(k, n_docs). Exact search (faiss flat; block by
+    block over the corpus when its vectors were spilled to a memmap, see ``bgeft.models.index``)."""
+    from bgeft.models.index import build_index, search
 
-    k = min(k, docs.n)
     index = build_index(docs.dense, "flat", gpu="auto" if gpu else "no")
-    return index.search(np.ascontiguousarray(queries.dense, dtype=np.float32), k)
+    return search(index, queries.dense, k, desc="dense search", enabled=progress)
 
 
 def sparse_topk(docs: Encoded, queries: Encoded, k: int, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +84,7 @@ def retrieve(docs: Encoded, queries: Encoded, doc_ids: list[str], qids: list[str
     need_dense = bool({"dense", "colbert", "hybrid"} & set(modes))
     if need_dense:
         t = time.perf_counter()
-        d_scores, d_idx = dense_topk(docs, queries, n_cand, gpu)
+        d_scores, d_idx = dense_topk(docs, queries, n_cand, gpu, progress)
         seconds["dense"] = time.perf_counter() - t
         if "dense" in modes:
             runs["dense"] = {q: _ranked(doc_ids, d_idx[i], d_scores[i], depth) for i, q in enumerate(qids)}

@@ -24,7 +24,8 @@ queries share one cache keyed by the model input and its max length, so a query 
 is encoded once when no instruction prefixes queries). New texts are tokenized in windows, sorted by
 length and cut into batches padded only to their longest member, truncated at the model's position
 limit; the forward runs under ``torch.inference_mode``. Dense vectors larger than ``spill_bytes``
-go to a float16 memory-mapped file in chunks, so resident memory stays flat as the corpus grows.
+go to a float16 memory-mapped file in chunks whose pages leave the process once their window is written
+(``bgeft.models.pages.release``), so resident memory stays flat as the corpus grows.
 With more than one device (``--device cuda``), FlagEmbedding's one-process-per-device pool encodes.
 """
 from __future__ import annotations
@@ -43,6 +44,7 @@ from bgeft.errors import UserError
 from bgeft.models.choices import MODEL_CLASSES, POOLINGS
 from bgeft.models.devices import half_dtype, half_precision, parse_devices
 from bgeft.models.encoded import Encoded, concat_rows, lexical_to_csr
+from bgeft.models.pages import release
 from bgeft.models.resolve import model_dir
 
 ALL_MODES = ("dense", "sparse", "colbert", "hybrid")
@@ -314,6 +316,7 @@ class Encoder:
                                 colbert[w0 + i] = vecs[j, :lens[j]]
                         bar.update(len(idx))
                         start += len(idx)
+                    release(enc.dense, w0, w0 + len(ids))  # a spilled window's pages leave RSS
         finally:
             backend.module.train(was_training)
             bar.close()

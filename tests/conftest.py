@@ -77,6 +77,22 @@ def tiny_xlmr(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def counted(monkeypatch):
+    """Every text the network actually sees, in order (through any Encoder)."""
+    from bgeft.models.embedder import Encoder
+
+    seen: list[str] = []
+    original = Encoder._encode_here
+
+    def counting(self, texts, max_len, outputs, kind, lengths):
+        seen.extend(texts)
+        return original(self, texts, max_len, outputs, kind, lengths)
+
+    monkeypatch.setattr(Encoder, "_encode_here", counting)
+    return seen
+
+
+@pytest.fixture
 def run_cli(capsys):
     from bgeft.cli.main import main
 

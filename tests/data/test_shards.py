@@ -10,7 +10,6 @@ import pytest
 from bgeft.data.mine import mine_negatives
 from bgeft.data.shards import ShardRows, parse_shard, shard_rows
 from bgeft.errors import UserError
-from bgeft.models.embedder import Encoder
 from tests.helpers.tiny_models import example_texts
 
 QUESTIONS = ["Where is the ferry?", "Who built the clock?", "When does the market open?", "How old is the bridge?"]
@@ -52,17 +51,10 @@ def test_sharded_pool_mines_what_one_run_mines(demo_model, pool_files, tmp_path)
     assert (sharded.negatives, sharded.removed_margin) == (one.negatives, one.removed_margin)
 
 
-def test_from_shards_never_encodes_a_pool_text(demo_model, pool_files, tmp_path, monkeypatch):
+def test_from_shards_never_encodes_a_pool_text(demo_model, pool_files, tmp_path, counted):
     train, corpus, passages, rows = pool_files
     shard_dir = tmp_path / "shards"
-    seen: list[str] = []
-    original = Encoder._encode_here
-
-    def counting(self, texts, max_len, outputs, kind, lengths):
-        seen.extend(texts)
-        return original(self, texts, max_len, outputs, kind, lengths)
-
-    monkeypatch.setattr(Encoder, "_encode_here", counting)
+    seen = counted
     _shards(demo_model, train, corpus, shard_dir, n=2)
     assert sorted(seen) == sorted(passages)                   # the parts together: each pool text once
     seen.clear()

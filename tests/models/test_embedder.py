@@ -16,20 +16,6 @@ QUESTIONS = ["Where is the ferry?", "Who built the clock?", "When does the marke
 
 
 @pytest.fixture
-def counted(monkeypatch):
-    """Every text the network actually sees, in order (through any Encoder)."""
-    seen: list[str] = []
-    original = Encoder._encode_here
-
-    def counting(self, texts, max_len, outputs, kind, lengths):
-        seen.extend(texts)
-        return original(self, texts, max_len, outputs, kind, lengths)
-
-    monkeypatch.setattr(Encoder, "_encode_here", counting)
-    return seen
-
-
-@pytest.fixture
 def mining_files(tmp_path, example_data):
     passages = list(dict.fromkeys(t[:150] for t in example_texts(example_data)))[:40]
     rows = [{"query": QUESTIONS[i % 3], "pos": [passages[i], passages[i + 1]]} for i in range(12)]

@@ -119,3 +119,17 @@ def test_the_verb_table_loads_no_heavy_module():
             " if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_group_without_a_sub_verb_prints_its_verbs_with_exit_2(run_cli):
+    from bgeft.cli.main import VERBS
+
+    groups = [name for name, (module, _) in VERBS.items() if hasattr(module, "SUB_VERBS")]
+    assert groups == ["data", "eval", "pipeline"]
+    for group in groups:
+        code, out, err = run_cli(group)
+        assert code == 2, group
+        assert out.startswith(f"usage: bgeft {group} [-h] VERB ...\n"), out
+        for verb in VERBS[group][0].SUB_VERBS:
+            assert f"    {verb} " in out or f"    {verb}\n" in out, (group, verb)
+        assert err == ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bgeft.cli.group import add_sub_verbs
+from bgeft.cli.group import add_sub_verbs, show_sub_verbs
 from bgeft.data import books, buckets, convert, mine, querygen, score, validate
 
 DESCRIPTION = "Prepare training data for FlagEmbedding: from what you have to clean, mined, scored JSONL."
@@ -24,5 +24,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sub_verbs(parser, SUB_VERBS, log=True)
 
 
-def run(args: argparse.Namespace) -> int:  # only reached without a verb; each verb's parser runs its own
-    raise AssertionError("bgeft data: dispatched without a verb")
+run = show_sub_verbs  # `bgeft data` alone; each sub-verb's parser sets its own run

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from bgeft.cli.group import Verb, add_sub_verbs
+from bgeft.cli.group import Verb, add_sub_verbs, show_sub_verbs
 from bgeft.errors import UserError
 from bgeft.models.devices import add_device_argument
 
@@ -290,8 +290,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sub_verbs(parser, SUB_VERBS, log=True)
 
 
-def run(args: argparse.Namespace) -> int:  # only reached without a verb; each verb's parser runs its own
-    raise AssertionError("bgeft eval: dispatched without a verb")
+run = show_sub_verbs  # `bgeft eval` alone; each sub-verb's parser sets its own run
 
 
 def _summary(report: Path) -> str:

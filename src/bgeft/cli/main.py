@@ -97,9 +97,6 @@ def _dispatch(argv: list[str]) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    if hasattr(VERBS[args.command][0], "SUB_VERBS") and getattr(args, "verb", None) is None:
-        _subparser(parser, args.command).print_help()  # `bgeft data` alone: its verbs
-        return 2
     return int(args.run(args) or 0)
 
 

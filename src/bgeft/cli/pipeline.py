@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bgeft.cli.group import Verb, add_sub_verbs
+from bgeft.cli.group import Verb, add_sub_verbs, show_sub_verbs
 from bgeft.errors import UserError
 
 
@@ -132,5 +132,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_sub_verbs(parser, SUB_VERBS)
 
 
-def run(args: argparse.Namespace) -> int:  # only reached without a verb; each verb's parser runs its own
-    raise AssertionError("bgeft pipeline: dispatched without a verb")
+run = show_sub_verbs  # `bgeft pipeline` alone; each sub-verb's parser sets its own run

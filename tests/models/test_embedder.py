@@ -137,3 +137,55 @@ def test_windows_give_the_vectors_of_one_pass(demo_model, example_data, monkeypa
     windowed = Encoder(demo_model, device="cpu", progress=False, batch_size=3)
     np.testing.assert_allclose(windowed.dense(texts), whole, atol=1e-5)
     assert windowed.texts_encoded == 13
+
+
+def test_tokenizing_ahead_gives_the_same_vectors_and_lengths(demo_model, example_data, monkeypatch):
+    """On GPUs/NPUs the next window is tokenized in a background thread while this one is encoded; the
+    vectors, the token counts (the cache's key) and the order do not change. Forced on here, on the CPU."""
+    import threading
+
+    import bgeft.models.embedder as embedder
+    from bgeft.models import forward
+
+    texts = list(dict.fromkeys(example_texts(example_data)))[:13]
+    monkeypatch.setattr(embedder, "WINDOW", 4)
+    plain = Encoder(demo_model, device="cpu", progress=False, batch_size=3)
+    assert plain.tokenize_ahead is None               # auto: off, since the device is the CPU
+    expected = plain.dense(texts)
+    events: list[tuple[str, int, str]] = []
+    second_window_started = threading.Event()
+    original = forward.token_windows
+
+    def traced(tokenizer, texts_, max_len, window, ahead):
+        assert ahead is True
+
+        class Traced:
+            def __init__(self, inner):
+                self.inner = inner
+
+            def __call__(self, batch, **kwargs):
+                events.append(("tokenize", len(batch), threading.current_thread().name))
+                if len(events) == 2:
+                    second_window_started.set()
+                return self.inner(batch, **kwargs)
+
+        for start, ids in original(Traced(tokenizer), texts_, max_len, window, ahead):
+            if start == 0:   # window 1 is tokenized while window 0 is still to be encoded
+                assert second_window_started.wait(timeout=30)
+            events.append(("encode", start, threading.current_thread().name))
+            yield start, ids
+
+    monkeypatch.setattr(forward, "token_windows", traced)
+    ahead = Encoder(demo_model, device="cpu", progress=False, batch_size=3, tokenize_ahead=True)
+    np.testing.assert_allclose(ahead.dense(texts), expected, atol=1e-6)
+    assert [ahead._rows[t][2] for t in texts] == [plain._rows[t][2] for t in texts]
+    tokenized = [e for e in events if e[0] == "tokenize"]
+    assert [n for _, n, _ in tokenized] == [4, 4, 4, 1]
+    assert all(name.startswith("bgeft-tokenize") for *_, name in tokenized)
+    # window k + 1 is being tokenized while window k is encoded, and never more than one window ahead:
+    # the tokenizing of window k + 2 starts only after window k went to the model
+    kinds = [kind for kind, *_ in events]
+    tokenize_at = [i for i, k in enumerate(kinds) if k == "tokenize"]
+    encode_at = [i for i, k in enumerate(kinds) if k == "encode"]
+    assert len(encode_at) == 4 and tokenize_at[1] < encode_at[0]
+    assert all(encode_at[k] < tokenize_at[k + 2] for k in range(2))

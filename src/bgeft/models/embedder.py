@@ -23,9 +23,11 @@ Each text is encoded once per ``Encoder``: inputs are deduplicated across calls 
 queries share one cache keyed by the model input and its max length, so a query equal to a passage
 is encoded once when no instruction prefixes queries). New texts are tokenized in windows, sorted by
 length and cut into batches padded only to their longest member, truncated at the model's position
-limit; the forward runs under ``torch.inference_mode``. Dense vectors larger than ``spill_bytes``
-go to a float16 memory-mapped file in chunks whose pages leave the process once their window is written
-(``bgeft.models.pages.release``), so resident memory stays flat as the corpus grows.
+limit; the forward runs under ``torch.inference_mode``. On a GPU/NPU the next window is tokenized in a
+background thread while this one runs (``tokenize_ahead``; off on the CPU, whose cores the model uses).
+Dense vectors larger than ``spill_bytes`` go to a float16 memory-mapped file in chunks whose pages leave
+the process once their window is written (``bgeft.models.pages.release``), so resident memory stays flat
+as the corpus grows.
 With more than one device (``--device cuda``), FlagEmbedding's one-process-per-device pool encodes.
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -92,7 +95,7 @@ class Encoder:
     def __init__(self, model, *, device=None, batch_size: int | None = None, query_max_length: int = 64,
                  passage_max_length: int = 512, pooling: str = "auto", query_instruction: str | None = None,
                  fp16: bool | None = None, model_class: str = "auto", tokenizer=None, progress: bool = True,
-                 spill_bytes: int | None = None, spill_mb: float | None = None):
+                 spill_bytes: int | None = None, spill_mb: float | None = None, tokenize_ahead: bool | None = None):
         if model_class not in MODEL_CLASSES or pooling not in POOLINGS:
             raise UserError(f"--model-class must be one of {', '.join(MODEL_CLASSES)}, "
                             f"--pooling one of {', '.join(POOLINGS)}")
@@ -125,6 +128,7 @@ class Encoder:
         self.query_format = getattr(model, "query_instruction_format", None) or "{}{}"
         self.available_modes = ALL_MODES if self.is_m3 else ("dense",)
         self.progress, self.spill_bytes = progress, spill_limit(spill_mb) if spill_bytes is None else spill_bytes
+        self.tokenize_ahead = tokenize_ahead   # None: the next window is tokenized in a thread on GPUs/NPUs only
         self.texts_encoded = 0          # model inputs run through the network (the dedupe is tested on it)
         self._rows: dict[str, tuple[int, int, int, int]] = {}  # text -> chunk, row, tokens, limit
         self._chunks: list[Encoded] = []
@@ -273,7 +277,7 @@ class Encoder:
                      lengths: list[int]) -> Encoded:
         import torch
 
-        from bgeft.models.forward import auto_batch_size, model_device, run_batch
+        from bgeft.models.forward import auto_batch_size, model_device, run_batch, token_windows
 
         backend = self.backend
         device = model_device(backend.module)
@@ -287,10 +291,9 @@ class Encoder:
         was_training = backend.module.training  # a model being trained: dropout off now, its mode back after
         backend.module.eval()
         try:
-            with torch.inference_mode():
-                for w0 in range(0, len(texts), WINDOW):
-                    ids = tok(texts[w0:w0 + WINDOW], truncation=True, max_length=max_len, add_special_tokens=True,
-                              return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+            ahead = device.type != "cpu" if self.tokenize_ahead is None else self.tokenize_ahead
+            with torch.inference_mode(), closing(token_windows(tok, texts, max_len, WINDOW, ahead)) as windows:
+                for w0, ids in windows:
                     lengths[w0:w0 + len(ids)] = [len(x) for x in ids]
                     order = np.argsort([-len(x) for x in ids], kind="stable")
                     start = 0

@@ -100,3 +100,28 @@ def auto_batch_size(device, module, max_len: int) -> int:
     hidden, heads = getattr(cfg, "hidden_size", 1024), getattr(cfg, "num_attention_heads", 16)
     per_text = max_len * (12 * hidden + heads * max_len) * 2  # one layer's fp16 activations
     return int(max(8, min(1024, free * 0.5 // per_text)))
+
+
+def token_windows(tokenizer, texts: list[str], max_len: int, window: int, ahead: bool):
+    """``(start, input_ids)`` for each ``window`` texts, tokenized (truncated to ``max_len``) in one fast-tokenizer
+    call. With ``ahead`` the next window is tokenized in a background thread while the caller runs this one
+    through the model: a fast tokenizer releases the GIL, so on a GPU/NPU the two overlap. On the CPU the
+    model's own threads use every core, so there ``ahead`` is off (the Encoder decides)."""
+    def tokenize(start: int) -> list[list[int]]:
+        return tokenizer(texts[start:start + window], truncation=True, max_length=max_len, add_special_tokens=True,
+                         return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+
+    starts = range(0, len(texts), window)
+    if not ahead or len(starts) < 2:
+        for start in starts:
+            yield start, tokenize(start)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="bgeft-tokenize") as pool:
+        pending = pool.submit(tokenize, starts[0])
+        for i, start in enumerate(starts):
+            ids = pending.result()
+            if i + 1 < len(starts):
+                pending = pool.submit(tokenize, starts[i + 1])   # at most one window ahead
+            yield start, ids

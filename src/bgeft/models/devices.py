@@ -240,6 +240,15 @@ def half_precision(devices: list[str]) -> bool:
     return devices[0].split(":")[0] in ("cuda", "npu")
 
 
+def precision(devices: list[str], fp16: bool | None, cast_here: bool = True):
+    """``(fp16, half_dtype)`` of a model on ``devices``: half precision on accelerators unless ``fp16`` is
+    false; ``half_dtype`` is the type to cast the weights to when the model is loaded here on one device
+    (``None``: fp32, a model object that keeps its own dtype, or FlagEmbedding's multi-device pool, which
+    casts to fp16 itself)."""
+    on = half_precision(devices) and (fp16 is None or bool(fp16))
+    return on, half_dtype(devices[0]) if on and cast_here and len(devices) == 1 else None
+
+
 def half_dtype(device: str):
     """The half type an accelerator computes in: bf16 where it has it (CUDA compute capability >= 8,
     Ascend NPUs that report bf16), fp16 otherwise; ``None`` on the CPU (fp32 there)."""

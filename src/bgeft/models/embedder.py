@@ -45,7 +45,7 @@ from bgeft.console_progress import progress as progress_bar
 from bgeft.console_progress import quiet_library_bars
 from bgeft.errors import UserError
 from bgeft.models.choices import MODEL_CLASSES, POOLINGS
-from bgeft.models.devices import half_dtype, half_precision, parse_devices
+from bgeft.models.devices import parse_devices, precision
 from bgeft.models.encoded import Encoded, concat_rows, lexical_to_csr
 from bgeft.models.pages import release
 from bgeft.models.resolve import model_dir
@@ -119,9 +119,7 @@ class Encoder:
             self.is_m3 = self._backend.m3
             self.pooling = getattr(model, "sentence_pooling_method", getattr(model, "pooling_method", pooling))
             self.devices = [str(model_device(self._backend.module))]
-        self.fp16 = half_precision(self.devices) if fp16 is None else bool(fp16) and half_precision(self.devices)
-        one_loaded_here = self.obj is None and len(self.devices) == 1  # a model object keeps its own dtype
-        self.half_dtype = half_dtype(self.devices[0]) if self.fp16 and one_loaded_here else None
+        self.fp16, self.half_dtype = precision(self.devices, fp16, cast_here=self.obj is None)
         self.batch_size = batch_size
         self.query_max_length, self.passage_max_length = query_max_length, passage_max_length
         self.query_instruction = query_instruction

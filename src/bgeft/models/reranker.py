@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from bgeft.models.devices import half_dtype, half_precision, parse_devices
+from bgeft.models.devices import parse_devices, precision
 from bgeft.models.resolve import model_dir, model_fingerprint
 
 
@@ -20,8 +20,7 @@ class Reranker:
                  flag: str = "--reranker"):
         self.path = model_dir(model, flag)
         self.devices = parse_devices(device)
-        self.fp16 = half_precision(self.devices) if fp16 is None else bool(fp16) and half_precision(self.devices)
-        self.half_dtype = half_dtype(self.devices[0]) if self.fp16 and len(self.devices) == 1 else None
+        self.fp16, self.half_dtype = precision(self.devices, fp16)
         self.batch_size, self.max_length, self.query_max_length = batch_size, max_length, query_max_length
         self.query_instruction = query_instruction
         cfg = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
